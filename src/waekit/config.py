@@ -1,0 +1,410 @@
+"""Frozen configuration dataclasses, YAML loading, dotted ``key=value`` overrides, presets.
+
+A run is described by one :class:`RunConfig` with three sections, ``model``, ``data`` and
+``train``. Every key has a type; unknown keys and values of the wrong type raise
+:class:`~waekit.errors.ConfigError` naming the key. Model hyper-parameters whose paper
+default depends on the model (``lam`` is 10 for WAE-MMD but 1 for WAE-GAN) are resolved
+from :data:`MODEL_DEFAULTS` when a model config is made, so a saved config is complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from waekit.errors import ConfigError
+
+#: The WAE paper's code sums the IMQ kernel over these multiples of C = 2 * d * prior_var.
+WAE_SCALES: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+MODEL_NAMES = ("ae", "vae", "beta-vae", "wae-mmd", "wae-gan", "aae", "infovae", "swae")
+KERNELS = ("imq", "rbf")
+NETS = ("mlp", "conv", "small")
+RECON_COSTS = ("l2", "bernoulli")
+ENCODERS = ("deterministic", "gaussian")
+INFOVAE_DIVERGENCES = ("mmd", "gan")
+
+#: Per-model paper defaults, applied before the user's fields (MATH.md, WAE paper appendix).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ae": {"encoder": "deterministic", "lam": 0.0},
+    "vae": {"encoder": "gaussian", "recon": "bernoulli", "beta": 1.0},
+    "beta-vae": {"encoder": "gaussian", "recon": "bernoulli", "beta": 4.0},
+    "wae-mmd": {"encoder": "deterministic", "lam": 10.0},
+    "wae-gan": {"encoder": "deterministic", "lam": 1.0},
+    # WAE-GAN with a Gaussian encoder is the adversarial auto-encoder.
+    "aae": {"encoder": "gaussian", "lam": 1.0},
+    # alpha = 1 is the MMD-VAE: no KL term, MMD weight alpha + lam - 1 = lam.
+    "infovae": {"encoder": "gaussian", "recon": "bernoulli", "alpha": 1.0, "lam": 1000.0},
+    "swae": {"encoder": "deterministic", "lam": 10.0},
+}
+GAUSSIAN_ONLY = ("vae", "beta-vae", "infovae", "aae")
+
+
+def _require(ok: bool, key: str, value: Any, fix: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is invalid: {fix}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One latent-regularised auto-encoder. Fields are the papers' hyper-parameters."""
+
+    name: str = "wae-mmd"
+    latent_dim: int = 8
+    net: str = "conv"
+    encoder: str = "deterministic"
+    recon: str = "l2"
+    recon_scale: float = 1.0
+    prior_var: float = 1.0
+    beta: float = 1.0
+    lam: float = 10.0
+    alpha: float = 0.0
+    kernel: str = "imq"
+    scales: tuple[float, ...] = WAE_SCALES
+    divergence: str = "mmd"
+    n_projections: int = 50
+    batch_norm: bool = True
+    mlp_hidden: tuple[int, ...] = (512, 512)
+    critic_hidden: int = 512
+    critic_layers: int = 4
+    critic_log_prior: bool = False
+
+    def __post_init__(self) -> None:
+        _require(self.name in MODEL_NAMES, "model.name", self.name, f"choose one of {MODEL_NAMES}")
+        _require(self.latent_dim >= 1, "model.latent_dim", self.latent_dim, "must be >= 1")
+        _require(self.net in NETS, "model.net", self.net, f"choose one of {NETS}")
+        _require(self.encoder in ENCODERS, "model.encoder", self.encoder, f"choose one of {ENCODERS}")
+        _require(
+            self.encoder == "gaussian" or self.name not in GAUSSIAN_ONLY,
+            "model.encoder", self.encoder, f"{self.name} needs a gaussian encoder",
+        )
+        _require(self.recon in RECON_COSTS, "model.recon", self.recon, f"choose one of {RECON_COSTS}")
+        _require(self.recon_scale > 0, "model.recon_scale", self.recon_scale, "must be > 0")
+        _require(self.prior_var > 0, "model.prior_var", self.prior_var, "must be > 0")
+        _require(self.beta >= 0, "model.beta", self.beta, "a KL weight must be >= 0")
+        _require(self.lam >= 0, "model.lam", self.lam, "a penalty weight must be >= 0")
+        _require(self.kernel in KERNELS, "model.kernel", self.kernel, f"choose one of {KERNELS}")
+        _require(
+            len(self.scales) > 0 and all(s > 0 for s in self.scales),
+            "model.scales", self.scales, "give one or more positive kernel scales",
+        )
+        _require(
+            self.divergence in INFOVAE_DIVERGENCES, "model.divergence", self.divergence,
+            f"choose one of {INFOVAE_DIVERGENCES}",
+        )
+        _require(self.n_projections >= 1, "model.n_projections", self.n_projections, "must be >= 1")
+        _require(
+            len(self.mlp_hidden) > 0 and all(h >= 1 for h in self.mlp_hidden),
+            "model.mlp_hidden", self.mlp_hidden, "give one or more positive layer widths",
+        )
+        _require(self.critic_hidden >= 1, "model.critic_hidden", self.critic_hidden, "must be >= 1")
+        _require(self.critic_layers >= 1, "model.critic_layers", self.critic_layers, "must be >= 1")
+        if self.name == "infovae":
+            # InfoVAE (Zhao et al., eq. 6): weights (1 - alpha) on KL, (alpha + lambda - 1) on D.
+            _require(
+                self.alpha <= 1, "model.alpha", self.alpha,
+                "InfoVAE needs alpha <= 1 so that the KL weight 1 - alpha is >= 0",
+            )
+            _require(
+                self.alpha + self.lam >= 1, "model.alpha + model.lam", self.alpha + self.lam,
+                f"InfoVAE needs alpha + lam >= 1 so that the divergence weight is >= 0 "
+                f"(alpha={self.alpha}, lam={self.lam}); e.g. alpha=1 (MMD-VAE) with lam=1000",
+            )
+
+    @property
+    def gaussian(self) -> bool:
+        return self.encoder == "gaussian"
+
+    @property
+    def adversarial(self) -> bool:
+        """Whether the model trains a latent critic beside the auto-encoder."""
+        return self.name in ("wae-gan", "aae") or (
+            self.name == "infovae" and self.divergence == "gan"
+        )
+
+
+def make_model_config(name: str = "wae-mmd", **fields_: Any) -> ModelConfig:
+    """A :class:`ModelConfig` for ``name`` with the papers' defaults, then ``fields_`` on top."""
+    if name not in MODEL_DEFAULTS:
+        raise ConfigError(f"model.name={name!r} is invalid: choose one of {MODEL_NAMES}")
+    values = {**MODEL_DEFAULTS[name], **fields_, "name": name}
+    return _build(ModelConfig, values, "model")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from. ``name`` is a data set (see ``waekit data list``)."""
+
+    name: str = "mnist"
+    root: str | None = None
+    path: str | None = None
+    image_size: int | None = None
+    download: bool = True
+    fallback: bool = False
+    limit: int | None = None
+    test_split: str = "test"
+
+    def __post_init__(self) -> None:
+        _require(bool(self.name), "data.name", self.name, "name a data set")
+        _require(self.limit is None or self.limit >= 1, "data.limit", self.limit, "must be >= 1")
+        _require(
+            self.image_size is None or self.image_size >= 8, "data.image_size", self.image_size,
+            "must be >= 8 pixels",
+        )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation: Adam, a learning-rate schedule, precision, logging cadence."""
+
+    steps: int | None = None
+    epochs: float = 100.0
+    batch_size: int = 100
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    critic_lr: float = 5e-4
+    critic_betas: tuple[float, float] = (0.5, 0.999)
+    schedule: str = "wae"
+    lr_milestones: tuple[float, ...] = (30.0, 50.0)
+    lr_factors: tuple[float, ...] = (0.5, 0.2)
+    grad_clip: float | None = None
+    precision: str = "auto"
+    device: str = "auto"
+    compile: str = "auto"
+    seed: int = 0
+    log_every: int = 50
+    image_every: int = 0
+    checkpoint_every: int = 0
+    holdout: int = 500
+
+    def __post_init__(self) -> None:
+        _require(self.steps is None or self.steps >= 1, "train.steps", self.steps, "must be >= 1")
+        _require(self.epochs > 0, "train.epochs", self.epochs, "must be > 0")
+        _require(self.batch_size >= 2, "train.batch_size", self.batch_size,
+                 "must be >= 2 (the unbiased MMD needs two codes)")
+        _require(self.lr > 0, "train.lr", self.lr, "must be > 0")
+        _require(self.critic_lr > 0, "train.critic_lr", self.critic_lr, "must be > 0")
+        for key, betas in (("train.betas", self.betas), ("train.critic_betas", self.critic_betas)):
+            _require(len(betas) == 2 and all(0 <= b < 1 for b in betas), key, betas,
+                     "give two numbers in [0, 1)")
+        _require(self.schedule in ("wae", "cosine", "constant"), "train.schedule", self.schedule,
+                 "choose one of ('wae', 'cosine', 'constant')")
+        _require(len(self.lr_milestones) == len(self.lr_factors), "train.lr_factors",
+                 self.lr_factors, "give one factor per milestone in train.lr_milestones")
+        _require(all(f > 0 for f in self.lr_factors), "train.lr_factors", self.lr_factors,
+                 "factors must be > 0")
+        _require(self.grad_clip is None or self.grad_clip > 0, "train.grad_clip", self.grad_clip,
+                 "must be > 0, or null for no clipping")
+        _require(self.precision in ("auto", "fp32", "bf16", "fp16"), "train.precision",
+                 self.precision, "choose one of ('auto', 'fp32', 'bf16', 'fp16')")
+        _require(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+                 "train.device", self.device, "use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        _require(self.compile in ("auto", "on", "off"), "train.compile", self.compile,
+                 "choose one of ('auto', 'on', 'off')")
+        for key in ("log_every", "image_every", "checkpoint_every", "holdout"):
+            value = getattr(self, key)
+            _require(value >= 0, f"train.{key}", value, "must be >= 0 (0 turns it off)")
+
+
+@dataclass(frozen=True)
+class DistributedConfig:
+    """Multi-process training (torchrun). Ignored in a single process."""
+
+    global_batch_objective: bool = True
+    sync_batch_norm: bool = False
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "distributed": DistributedConfig,
+}
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check ``value`` against a field's annotation, converting YAML lists to tuples."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{key}={value!r} has the wrong length: expected {len(args)} items")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}={value!r} has the wrong type: expected true or false")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}={value!r} has the wrong type: expected an integer")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}={value!r} has the wrong type: expected a number")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}={value!r} has the wrong type: expected a string")
+    raise ConfigError(f"{key}: unsupported annotation {annotation!r}")
+
+
+def _build(cls: type, values: dict[str, Any], section: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {section}.{unknown[0]}; the keys of '{section}' are: {', '.join(sorted(known))}"
+        )
+    coerced = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
+    return cls(**coerced)
+
+
+def config_from_dict(raw: dict[str, Any] | None) -> RunConfig:
+    """Build a :class:`RunConfig` from nested plain data (a parsed YAML file)."""
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown section '{unknown[0]}'; the sections are: {', '.join(SECTIONS)}"
+        )
+    built: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        values = raw.get(section) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"section '{section}' must be a mapping, got {values!r}")
+        if cls is ModelConfig:
+            values = dict(values)
+            built[section] = make_model_config(values.pop("name", "wae-mmd"), **values)
+        else:
+            built[section] = _build(cls, values, section)
+    return RunConfig(**built)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"model.lam=5"`` -> ``(["model", "lam"], 5)``; the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, _, raw_value = text.partition("=")
+    path = key.strip().split(".")
+    if len(path) != 2 or not all(path):
+        raise ConfigError(f"override key {key!r} must be section.key, e.g. model.lam")
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})") from exc
+    return path, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    merged = {k: dict(v or {}) for k, v in raw.items()}
+    for text in overrides:
+        (section, key), value = parse_override(text)
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"unknown section '{section}' in override {text!r}; the sections are: "
+                f"{', '.join(SECTIONS)}"
+            )
+        merged.setdefault(section, {})[key] = value
+    return merged
+
+
+def preset_names() -> list[str]:
+    files = resources.files("waekit") / "presets"
+    return sorted(p.name[: -len(".yaml")] for p in files.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections")
+    return data or {}
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    names = preset_names()
+    if name not in names:
+        raise ConfigError(f"unknown preset {name!r}; the presets are: {', '.join(names)}")
+    text = (resources.files("waekit") / "presets" / f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def load_config(
+    preset: str | None = None, config_file: str | Path | None = None, overrides: list[str] = ()
+) -> RunConfig:
+    """Resolve a run's config: a preset or a YAML file (not both), then dotted overrides."""
+    if preset and config_file:
+        raise ConfigError("give --preset or --config, not both")
+    if config_file:
+        raw = read_yaml(config_file)
+    else:
+        raw = preset_dict(preset or "quickstart")
+    return config_from_dict(apply_overrides(raw, list(overrides)))
+
+
+def with_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    return config_from_dict(apply_overrides(config.to_dict(), overrides))
+
+
+__all__ = [
+    "WAE_SCALES",
+    "ModelConfig",
+    "DataConfig",
+    "TrainConfig",
+    "DistributedConfig",
+    "RunConfig",
+    "make_model_config",
+    "config_from_dict",
+    "load_config",
+    "with_overrides",
+    "preset_names",
+    "replace",
+]

@@ -1,0 +1,312 @@
+"""The objectives: one latent auto-encoder, one ``regularizer`` hook per model family.
+
+Every model computes ``loss = mean_i [ c(x_i, G(z_i)) ] + sum_k w_k * R_k`` where the
+reconstruction cost is summed over pixels per image (MATH.md) and the regularisers R_k
+are per-image terms (KL) or batch terms on the aggregate posterior Q_Z (MMD, sliced
+Wasserstein, the latent critic). :meth:`LatentAutoEncoder.losses` returns the named
+terms; the trainer only back-propagates ``losses["loss"]`` and steps.
+
+The table :data:`MODELS` maps each name to its class; that is the only place names live.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from waekit import divergences as dv
+from waekit.config import ModelConfig, make_model_config
+from waekit.errors import CheckpointError
+from waekit.nets import LatentCritic, build_networks
+
+__all__ = [
+    "Posterior",
+    "LatentAutoEncoder",
+    "AutoEncoder",
+    "VAE",
+    "WAEMMD",
+    "WAEGAN",
+    "InfoVAE",
+    "SWAE",
+    "MODELS",
+    "build_model",
+    "model_from_config",
+    "save_model",
+    "load_model",
+]
+
+
+@dataclass
+class Posterior:
+    """An encoding of a batch: z is the code used for decoding, shape (n, d)."""
+
+    z: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor | None = None
+
+
+class LatentAutoEncoder(nn.Module):
+    """Encoder, decoder, prior N(0, prior_var I), and the reconstruction cost.
+
+    Subclasses override :meth:`regularizer` only.
+    """
+
+    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        self.config = config
+        self.image_shape = tuple(int(s) for s in image_shape)
+        d = config.latent_dim
+        self.encoder, self.decoder = build_networks(
+            config.net,
+            self.image_shape,
+            d,
+            2 * d if config.gaussian else d,
+            config.batch_norm,
+            config.mlp_hidden,
+        )
+        self.critic = (
+            LatentCritic(d, config.critic_hidden, config.critic_layers)
+            if config.adversarial
+            else None
+        )
+
+    # -- encoding and decoding -------------------------------------------------------------
+    def posterior(self, x: torch.Tensor, sample: bool | None = None) -> Posterior:
+        """Encode images (n, C, H, W) in [0, 1]. A Gaussian encoder reparameterises
+        z = mu + exp(logvar / 2) * eps when ``sample`` (default: in training mode)."""
+        h = self.encoder(x)
+        if not self.config.gaussian:
+            return Posterior(z=h, mu=h)
+        mu, logvar = h.chunk(2, dim=1)
+        sample = self.training if sample is None else sample
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if sample else mu
+        return Posterior(z=z, mu=mu, logvar=logvar)
+
+    def encode(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        """Codes (n, d): the posterior mean unless ``sample``."""
+        return self.posterior(x, sample=sample).z
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images (n, C, H, W) in [0, 1]."""
+        return torch.sigmoid(self.decoder(z))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def sample_prior(
+        self, n: int, generator: torch.Generator | None = None, like: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """n draws from the prior N(0, prior_var I), shape (n, d)."""
+        ref = like if like is not None else next(self.parameters())
+        shape = (n, self.config.latent_dim)
+        if generator is not None:
+            eps = torch.randn(shape, generator=generator, device=generator.device)
+            eps = eps.to(device=ref.device, dtype=ref.dtype)
+        else:
+            eps = torch.randn(shape, device=ref.device, dtype=ref.dtype)
+        return eps * math.sqrt(self.config.prior_var)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n random images from the prior through the decoder, in [0, 1]."""
+        return self.decode(self.sample_prior(n, generator))
+
+    # -- the objective ---------------------------------------------------------------------
+    def critic_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Critic logits; with ``critic_log_prior`` the prior's log-density is added
+        (the WAE code's option: the critic then only has to learn log q(z) - log p(z))."""
+        assert self.critic is not None
+        logits = self.critic(z)
+        if self.config.critic_log_prior:
+            logits = logits + dv.gaussian_log_density(z.float(), self.config.prior_var)
+        return logits
+
+    def regularizer(self, post: Posterior, prior: torch.Tensor) -> dict[str, tuple[float, torch.Tensor]]:
+        """Named penalty terms with their weights: {name: (weight, per-sample (n,) or scalar)}."""
+        return {}
+
+    def losses(self, x: torch.Tensor, post: Posterior | None = None) -> dict[str, torch.Tensor]:
+        """Named loss terms for a batch; ``loss`` is the scalar to minimise.
+
+        Per-image terms have shape (n,); batch terms (MMD, SW, ...) are scalars.
+        """
+        post = self.posterior(x) if post is None else post
+        logits = self.decoder(post.z)
+        cfg = self.config
+        terms: dict[str, torch.Tensor] = {
+            "recon": dv.reconstruction_cost(x, logits.float(), cfg.recon, cfg.recon_scale)
+        }
+        prior = self.sample_prior(x.shape[0], like=post.z)
+        total = terms["recon"].mean()
+        for name, (weight, value) in self.regularizer(post, prior).items():
+            terms[name] = value
+            if weight:
+                total = total + weight * value.mean()
+        terms["loss"] = total
+        return terms
+
+    def critic_loss(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent critic's weighted loss on codes ``z`` (detached by the caller) and
+        as many prior draws: lam * mean[ -log D(p) - log(1 - D(z)) ]."""
+        prior = self.sample_prior(z.shape[0], like=z)
+        per_sample = dv.critic_loss(self.critic_logits(prior), self.critic_logits(z))
+        return self.penalty_weight * per_sample.mean()
+
+    @property
+    def penalty_weight(self) -> float:
+        return self.config.lam
+
+    def autoencoder_parameters(self) -> list[nn.Parameter]:
+        params = list(self.encoder.parameters()) + list(self.decoder.parameters())
+        return params
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        return [] if self.critic is None else list(self.critic.parameters())
+
+
+class AutoEncoder(LatentAutoEncoder):
+    """A plain deterministic auto-encoder: no latent penalty (the prior is not enforced)."""
+
+
+class VAE(LatentAutoEncoder):
+    """VAE and beta-VAE: loss = E_q[-log p(x|z)] + beta * KL(q(z|x) || N(0, I))."""
+
+    def regularizer(self, post, prior):
+        return {"kl": (self.config.beta, dv.gaussian_kl(post.mu, post.logvar))}
+
+
+class WAEMMD(LatentAutoEncoder):
+    """WAE-MMD: loss = E c(x, G(z)) + lam * MMD_k^2(Q_Z, P_Z), unbiased estimator."""
+
+    def regularizer(self, post, prior):
+        cfg = self.config
+        mmd = dv.mmd2(post.z.float(), prior.float(), cfg.kernel, cfg.scales, cfg.prior_var)
+        return {"mmd": (cfg.lam, mmd)}
+
+
+class WAEGAN(LatentAutoEncoder):
+    """WAE-GAN (deterministic encoder) and AAE (Gaussian encoder): loss =
+    E c(x, G(z)) - lam * E log D(z), with the critic trained by :meth:`critic_loss`."""
+
+    def regularizer(self, post, prior):
+        return {"adv": (self.config.lam, dv.critic_generator_loss(self.critic_logits(post.z)))}
+
+
+class InfoVAE(LatentAutoEncoder):
+    """InfoVAE (Zhao et al., eq. 6): E_q[-log p(x|z)] + (1 - alpha) KL(q(z|x) || p(z))
+    + (alpha + lam - 1) D(q(z) || p(z)), D = MMD (default) or the latent critic."""
+
+    @property
+    def penalty_weight(self) -> float:
+        return self.config.alpha + self.config.lam - 1.0
+
+    def regularizer(self, post, prior):
+        cfg = self.config
+        # KL against N(0, prior_var I): shift logvar and scale mu to the unit prior.
+        mu = post.mu / math.sqrt(cfg.prior_var)
+        logvar = post.logvar - math.log(cfg.prior_var)
+        terms = {"kl": (1.0 - cfg.alpha, dv.gaussian_kl(mu, logvar))}
+        if cfg.divergence == "mmd":
+            mmd = dv.mmd2(post.z.float(), prior.float(), cfg.kernel, cfg.scales, cfg.prior_var)
+            terms["mmd"] = (self.penalty_weight, mmd)
+        else:
+            terms["adv"] = (self.penalty_weight, dv.critic_generator_loss(self.critic_logits(post.z)))
+        return terms
+
+
+class SWAE(LatentAutoEncoder):
+    """Sliced-Wasserstein AE (Kolouri et al.): E c(x, G(z)) + lam * SW_2^2(Q_Z, P_Z)."""
+
+    def regularizer(self, post, prior):
+        cfg = self.config
+        sw = dv.sliced_wasserstein_power(post.z.float(), prior.float(), cfg.n_projections, 2.0)
+        return {"sw": (cfg.lam, sw)}
+
+
+#: The one name -> class table.
+MODELS: dict[str, type[LatentAutoEncoder]] = {
+    "ae": AutoEncoder,
+    "vae": VAE,
+    "beta-vae": VAE,
+    "wae-mmd": WAEMMD,
+    "wae-gan": WAEGAN,
+    "aae": WAEGAN,
+    "infovae": InfoVAE,
+    "swae": SWAE,
+}
+
+
+def model_from_config(config: ModelConfig, image_shape: tuple[int, int, int]) -> LatentAutoEncoder:
+    return MODELS[config.name](config, image_shape)
+
+
+def build_model(
+    name: str,
+    image_shape: tuple[int, int, int] = (1, 28, 28),
+    latent_dim: int = 8,
+    net: str = "conv",
+    **fields: Any,
+) -> LatentAutoEncoder:
+    """Build model ``name`` for images of ``image_shape`` (C, H, W) with the papers' defaults.
+
+    ``fields`` are :class:`~waekit.config.ModelConfig` fields by name (``beta``, ``lam``,
+    ``alpha``, ``kernel``, ``scales``, ``prior_var``, ``recon``, ...).
+    """
+    config = make_model_config(name, latent_dim=latent_dim, net=net, **fields)
+    return model_from_config(config, tuple(image_shape))
+
+
+def _model_meta(model: LatentAutoEncoder) -> dict[str, Any]:
+    return {"config": asdict(model.config), "image_shape": list(model.image_shape)}
+
+
+def save_model(model: LatentAutoEncoder, path: str | Path) -> Path:
+    """Write ``path`` (.safetensors weights) and its config as JSON in the file's metadata and
+    beside it (``path`` with suffix .json). Loading never unpickles anything."""
+    from waekit.io import atomic_write_bytes, save_tensors
+
+    path = Path(path)
+    meta = _model_meta(model)
+    save_tensors(model.state_dict(), path, {"waekit_model": json.dumps(meta)})
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=2).encode())
+    return path
+
+
+def model_from_meta(meta: dict[str, Any]) -> LatentAutoEncoder:
+    try:
+        cfg = dict(meta["config"])
+        config = make_model_config(cfg.pop("name"), **cfg)
+        shape = tuple(int(s) for s in meta["image_shape"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"model metadata is incomplete ({exc!r}); re-save the model") from exc
+    return model_from_config(config, shape)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> LatentAutoEncoder:
+    """Load a model written by :func:`save_model` (safetensors only: no code is run)."""
+    from waekit.io import read_metadata
+
+    path = Path(path)
+    meta = read_metadata(path).get("waekit_model")
+    if meta is None:
+        raise CheckpointError(f"{path} holds no waekit model metadata; was it written by save_model?")
+    model = model_from_meta(json.loads(meta))
+    try:
+        state = load_file(str(path), device=str(device))
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"cannot read weights from {path}: {exc}") from exc
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"weights in {path} do not fit the model its metadata describes: {exc}") from exc
+    return model.to(device).eval()
