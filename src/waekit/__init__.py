@@ -1,4 +1,4 @@
-"""waekit: generative auto-encoders regularised in latent space (VAE, WAE-MMD, WAE-GAN, InfoVAE...)."""
+"""waekit: generative auto-encoders regularised in latent space (VAE, WAE-MMD, WAE-GAN, ...)."""
 
 from waekit.config import (
     WAE_SCALES,

@@ -10,6 +10,7 @@ from :data:`MODEL_DEFAULTS` when a model config is made, so a saved config is co
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
@@ -80,12 +81,18 @@ class ModelConfig:
         _require(self.name in MODEL_NAMES, "model.name", self.name, f"choose one of {MODEL_NAMES}")
         _require(self.latent_dim >= 1, "model.latent_dim", self.latent_dim, "must be >= 1")
         _require(self.net in NETS, "model.net", self.net, f"choose one of {NETS}")
-        _require(self.encoder in ENCODERS, "model.encoder", self.encoder, f"choose one of {ENCODERS}")
+        _require(
+            self.encoder in ENCODERS, "model.encoder", self.encoder, f"choose one of {ENCODERS}"
+        )
         _require(
             self.encoder == "gaussian" or self.name not in GAUSSIAN_ONLY,
-            "model.encoder", self.encoder, f"{self.name} needs a gaussian encoder",
+            "model.encoder",
+            self.encoder,
+            f"{self.name} needs a gaussian encoder",
         )
-        _require(self.recon in RECON_COSTS, "model.recon", self.recon, f"choose one of {RECON_COSTS}")
+        _require(
+            self.recon in RECON_COSTS, "model.recon", self.recon, f"choose one of {RECON_COSTS}"
+        )
         _require(self.recon_scale > 0, "model.recon_scale", self.recon_scale, "must be > 0")
         _require(self.prior_var > 0, "model.prior_var", self.prior_var, "must be > 0")
         _require(self.beta >= 0, "model.beta", self.beta, "a KL weight must be >= 0")
@@ -93,27 +100,37 @@ class ModelConfig:
         _require(self.kernel in KERNELS, "model.kernel", self.kernel, f"choose one of {KERNELS}")
         _require(
             len(self.scales) > 0 and all(s > 0 for s in self.scales),
-            "model.scales", self.scales, "give one or more positive kernel scales",
+            "model.scales",
+            self.scales,
+            "give one or more positive kernel scales",
         )
         _require(
-            self.divergence in INFOVAE_DIVERGENCES, "model.divergence", self.divergence,
+            self.divergence in INFOVAE_DIVERGENCES,
+            "model.divergence",
+            self.divergence,
             f"choose one of {INFOVAE_DIVERGENCES}",
         )
         _require(self.n_projections >= 1, "model.n_projections", self.n_projections, "must be >= 1")
         _require(
             len(self.mlp_hidden) > 0 and all(h >= 1 for h in self.mlp_hidden),
-            "model.mlp_hidden", self.mlp_hidden, "give one or more positive layer widths",
+            "model.mlp_hidden",
+            self.mlp_hidden,
+            "give one or more positive layer widths",
         )
         _require(self.critic_hidden >= 1, "model.critic_hidden", self.critic_hidden, "must be >= 1")
         _require(self.critic_layers >= 1, "model.critic_layers", self.critic_layers, "must be >= 1")
         if self.name == "infovae":
             # InfoVAE (Zhao et al., eq. 6): weights (1 - alpha) on KL, (alpha + lambda - 1) on D.
             _require(
-                self.alpha <= 1, "model.alpha", self.alpha,
+                self.alpha <= 1,
+                "model.alpha",
+                self.alpha,
                 "InfoVAE needs alpha <= 1 so that the KL weight 1 - alpha is >= 0",
             )
             _require(
-                self.alpha + self.lam >= 1, "model.alpha + model.lam", self.alpha + self.lam,
+                self.alpha + self.lam >= 1,
+                "model.alpha + model.lam",
+                self.alpha + self.lam,
                 f"InfoVAE needs alpha + lam >= 1 so that the divergence weight is >= 0 "
                 f"(alpha={self.alpha}, lam={self.lam}); e.g. alpha=1 (MMD-VAE) with lam=1000",
             )
@@ -155,7 +172,9 @@ class DataConfig:
         _require(bool(self.name), "data.name", self.name, "name a data set")
         _require(self.limit is None or self.limit >= 1, "data.limit", self.limit, "must be >= 1")
         _require(
-            self.image_size is None or self.image_size >= 8, "data.image_size", self.image_size,
+            self.image_size is None or self.image_size >= 8,
+            "data.image_size",
+            self.image_size,
             "must be >= 8 pixels",
         )
 
@@ -187,27 +206,63 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _require(self.steps is None or self.steps >= 1, "train.steps", self.steps, "must be >= 1")
         _require(self.epochs > 0, "train.epochs", self.epochs, "must be > 0")
-        _require(self.batch_size >= 2, "train.batch_size", self.batch_size,
-                 "must be >= 2 (the unbiased MMD needs two codes)")
+        _require(
+            self.batch_size >= 2,
+            "train.batch_size",
+            self.batch_size,
+            "must be >= 2 (the unbiased MMD needs two codes)",
+        )
         _require(self.lr > 0, "train.lr", self.lr, "must be > 0")
         _require(self.critic_lr > 0, "train.critic_lr", self.critic_lr, "must be > 0")
         for key, betas in (("train.betas", self.betas), ("train.critic_betas", self.critic_betas)):
-            _require(len(betas) == 2 and all(0 <= b < 1 for b in betas), key, betas,
-                     "give two numbers in [0, 1)")
-        _require(self.schedule in ("wae", "cosine", "constant"), "train.schedule", self.schedule,
-                 "choose one of ('wae', 'cosine', 'constant')")
-        _require(len(self.lr_milestones) == len(self.lr_factors), "train.lr_factors",
-                 self.lr_factors, "give one factor per milestone in train.lr_milestones")
-        _require(all(f > 0 for f in self.lr_factors), "train.lr_factors", self.lr_factors,
-                 "factors must be > 0")
-        _require(self.grad_clip is None or self.grad_clip > 0, "train.grad_clip", self.grad_clip,
-                 "must be > 0, or null for no clipping")
-        _require(self.precision in ("auto", "fp32", "bf16", "fp16"), "train.precision",
-                 self.precision, "choose one of ('auto', 'fp32', 'bf16', 'fp16')")
-        _require(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
-                 "train.device", self.device, "use 'auto', 'cpu', 'cuda' or 'cuda:N'")
-        _require(self.compile in ("auto", "on", "off"), "train.compile", self.compile,
-                 "choose one of ('auto', 'on', 'off')")
+            _require(
+                len(betas) == 2 and all(0 <= b < 1 for b in betas),
+                key,
+                betas,
+                "give two numbers in [0, 1)",
+            )
+        _require(
+            self.schedule in ("wae", "cosine", "constant"),
+            "train.schedule",
+            self.schedule,
+            "choose one of ('wae', 'cosine', 'constant')",
+        )
+        _require(
+            len(self.lr_milestones) == len(self.lr_factors),
+            "train.lr_factors",
+            self.lr_factors,
+            "give one factor per milestone in train.lr_milestones",
+        )
+        _require(
+            all(f > 0 for f in self.lr_factors),
+            "train.lr_factors",
+            self.lr_factors,
+            "factors must be > 0",
+        )
+        _require(
+            self.grad_clip is None or self.grad_clip > 0,
+            "train.grad_clip",
+            self.grad_clip,
+            "must be > 0, or null for no clipping",
+        )
+        _require(
+            self.precision in ("auto", "fp32", "bf16", "fp16"),
+            "train.precision",
+            self.precision,
+            "choose one of ('auto', 'fp32', 'bf16', 'fp16')",
+        )
+        _require(
+            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+            "train.device",
+            self.device,
+            "use 'auto', 'cpu', 'cuda' or 'cuda:N'",
+        )
+        _require(
+            self.compile in ("auto", "on", "off"),
+            "train.compile",
+            self.compile,
+            "choose one of ('auto', 'on', 'off')",
+        )
         for key in ("log_every", "image_every", "checkpoint_every", "holdout"):
             value = getattr(self, key)
             _require(value >= 0, f"train.{key}", value, "must be >= 0 (0 turns it off)")
@@ -219,6 +274,7 @@ class DistributedConfig:
 
     global_batch_objective: bool = True
     sync_batch_norm: bool = False
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -250,6 +306,10 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
+#: A number in exponent notation without a dot ("1e-4"), which PyYAML reads as a string.
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Check ``value`` against a field's annotation, converting YAML lists to tuples."""
     origin = typing.get_origin(annotation)
@@ -274,11 +334,15 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            value = float(value)  # "1e5" (YAML 1.1 reads it as a string)
         if isinstance(value, float) and value.is_integer():
             return int(value)
         raise ConfigError(f"{key}={value!r} has the wrong type: expected an integer")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
             return float(value)
         raise ConfigError(f"{key}={value!r} has the wrong type: expected a number")
     if annotation is str:
@@ -294,7 +358,8 @@ def _build(cls: type, values: dict[str, Any], section: str) -> Any:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(
-            f"unknown key {section}.{unknown[0]}; the keys of '{section}' are: {', '.join(sorted(known))}"
+            f"unknown key {section}.{unknown[0]}; "
+            f"the keys of '{section}' are: {', '.join(sorted(known))}"
         )
     coerced = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
     return cls(**coerced)

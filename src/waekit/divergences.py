@@ -127,7 +127,8 @@ def sliced_wasserstein_power(
     """
     if x.shape != y.shape:
         raise ValueError(
-            f"sliced_wasserstein compares equal-size samples, got {tuple(x.shape)} and {tuple(y.shape)}"
+            "sliced_wasserstein compares equal-size samples, "
+            f"got {tuple(x.shape)} and {tuple(y.shape)}"
         )
     if n_projections < 1:
         raise ValueError(f"n_projections={n_projections} is invalid: must be >= 1")

@@ -1,4 +1,4 @@
-"""Exceptions that carry a message meant for the user: what was wrong, with the value, and the fix."""
+"""Exceptions whose message is meant for the user: what was wrong, with the value, and the fix."""
 
 from __future__ import annotations
 

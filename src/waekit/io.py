@@ -14,7 +14,13 @@ from safetensors.torch import save as safetensors_bytes
 
 from waekit.errors import CheckpointError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "save_tensors", "read_metadata", "load_tensors"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "save_tensors",
+    "read_metadata",
+    "load_tensors",
+]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -59,14 +65,18 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         ) from exc
 
 
-def load_tensors(path: str | Path, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_tensors(
+    path: str | Path, device: str = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and metadata (JSON values decoded where they parse) of a safetensors file."""
     meta = read_metadata(path)
     try:
         with safe_open(str(path), framework="pt", device=device) as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} cannot be read ({exc}); it may be truncated or corrupt") from exc
+        raise CheckpointError(
+            f"{path} cannot be read ({exc}); it may be truncated or corrupt"
+        ) from exc
     decoded: dict[str, Any] = {}
     for k, v in meta.items():
         try:

@@ -131,7 +131,9 @@ class LatentAutoEncoder(nn.Module):
             logits = logits + dv.gaussian_log_density(z.float(), self.config.prior_var)
         return logits
 
-    def regularizer(self, post: Posterior, prior: torch.Tensor) -> dict[str, tuple[float, torch.Tensor]]:
+    def regularizer(
+        self, post: Posterior, prior: torch.Tensor
+    ) -> dict[str, tuple[float, torch.Tensor]]:
         """Named penalty terms with their weights: {name: (weight, per-sample (n,) or scalar)}."""
         return {}
 
@@ -154,6 +156,10 @@ class LatentAutoEncoder(nn.Module):
                 total = total + weight * value.mean()
         terms["loss"] = total
         return terms
+
+    def forward(self, x: torch.Tensor, post: Posterior | None = None) -> dict[str, torch.Tensor]:
+        """The loss terms (so that DistributedDataParallel and torch.compile can wrap it)."""
+        return self.losses(x, post)
 
     def critic_loss(self, z: torch.Tensor) -> torch.Tensor:
         """The latent critic's weighted loss on codes ``z`` (detached by the caller) and
@@ -178,11 +184,19 @@ class AutoEncoder(LatentAutoEncoder):
     """A plain deterministic auto-encoder: no latent penalty (the prior is not enforced)."""
 
 
+def _prior_kl(post: Posterior, prior_var: float) -> torch.Tensor:
+    """KL(q(z|x) || N(0, prior_var I)) per image: rescale mu and logvar to the unit prior."""
+    mu = post.mu / math.sqrt(prior_var)
+    logvar = post.logvar - math.log(prior_var)
+    return dv.gaussian_kl(mu, logvar)
+
+
 class VAE(LatentAutoEncoder):
-    """VAE and beta-VAE: loss = E_q[-log p(x|z)] + beta * KL(q(z|x) || N(0, I))."""
+    """VAE and beta-VAE: loss = E_q[-log p(x|z)] + beta * KL(q(z|x) || p(z)), p(z) the prior
+    N(0, prior_var I) that :meth:`sample` draws from (N(0, I) by default, as in MATH.md)."""
 
     def regularizer(self, post, prior):
-        return {"kl": (self.config.beta, dv.gaussian_kl(post.mu, post.logvar))}
+        return {"kl": (self.config.beta, _prior_kl(post, self.config.prior_var))}
 
 
 class WAEMMD(LatentAutoEncoder):
@@ -212,15 +226,15 @@ class InfoVAE(LatentAutoEncoder):
 
     def regularizer(self, post, prior):
         cfg = self.config
-        # KL against N(0, prior_var I): shift logvar and scale mu to the unit prior.
-        mu = post.mu / math.sqrt(cfg.prior_var)
-        logvar = post.logvar - math.log(cfg.prior_var)
-        terms = {"kl": (1.0 - cfg.alpha, dv.gaussian_kl(mu, logvar))}
+        terms = {"kl": (1.0 - cfg.alpha, _prior_kl(post, cfg.prior_var))}
         if cfg.divergence == "mmd":
             mmd = dv.mmd2(post.z.float(), prior.float(), cfg.kernel, cfg.scales, cfg.prior_var)
             terms["mmd"] = (self.penalty_weight, mmd)
         else:
-            terms["adv"] = (self.penalty_weight, dv.critic_generator_loss(self.critic_logits(post.z)))
+            terms["adv"] = (
+                self.penalty_weight,
+                dv.critic_generator_loss(self.critic_logits(post.z)),
+            )
         return terms
 
 
@@ -299,7 +313,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LatentAu
     path = Path(path)
     meta = read_metadata(path).get("waekit_model")
     if meta is None:
-        raise CheckpointError(f"{path} holds no waekit model metadata; was it written by save_model?")
+        raise CheckpointError(
+            f"{path} holds no waekit model metadata; was it written by save_model?"
+        )
     model = model_from_meta(json.loads(meta))
     try:
         state = load_file(str(path), device=str(device))
@@ -308,5 +324,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LatentAu
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise CheckpointError(f"weights in {path} do not fit the model its metadata describes: {exc}") from exc
+        raise CheckpointError(
+            f"weights in {path} do not fit the model its metadata describes: {exc}"
+        ) from exc
     return model.to(device).eval()

@@ -122,7 +122,11 @@ class ConvDecoder(nn.Module):
         self.fc = nn.Linear(latent_dim, filters[0] * self.base[1] * self.base[2])
         layers: list[nn.Module] = [nn.ReLU(inplace=True)]
         for f_in, f_out in zip(filters[:-1], filters[1:], strict=True):
-            layers += [_up_conv(f_in, f_out, kernel), _norm(f_out, batch_norm), nn.ReLU(inplace=True)]
+            layers += [
+                _up_conv(f_in, f_out, kernel),
+                _norm(f_out, batch_norm),
+                nn.ReLU(inplace=True),
+            ]
         # Stride-1 'SAME' transposed conv: padding (k - 1) / 2, with one extra row/column
         # trimmed for even kernels (TF pads the end).
         self.up = nn.Sequential(*layers)

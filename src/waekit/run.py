@@ -40,7 +40,9 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={device!r} but no CUDA device is available; use 'auto' or 'cpu'")
+        raise ConfigError(
+            f"train.device={device!r} but no CUDA device is available; use 'auto' or 'cpu'"
+        )
     return torch.device(device)
 
 
@@ -79,7 +81,9 @@ def load_run(run_dir: str | Path, device: str = "auto") -> Run:
     """Open a run folder written by ``waekit train``; errors name the missing piece."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise CheckpointError(f"run folder {str(run_dir)!r} does not exist; pass the --out folder of `waekit train`")
+        raise CheckpointError(
+            f"run folder {str(run_dir)!r} does not exist; pass the --out folder of `waekit train`"
+        )
     cfg_path = run_dir / CONFIG_FILE
     model_path = run_dir / MODEL_FILE
     for p in (cfg_path, model_path):

@@ -1,0 +1,291 @@
+"""The ``waekit`` command line: thin wrappers that parse, load a config or run, call the library."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from waekit.errors import WaekitError
+
+app = typer.Typer(
+    help=(
+        "Train and evaluate latent-regularised generative auto-encoders (VAE, beta-VAE, "
+        "WAE-MMD, WAE-GAN, AAE, InfoVAE, SWAE).\n\n"
+        "Start with `waekit train` (the quickstart: WAE-MMD on MNIST, a few minutes on a CPU), "
+        "then `waekit report runs/quickstart`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+RunDir = Annotated[Path, typer.Argument(help="A run folder written by `waekit train`.")]
+Device = Annotated[str, typer.Option(help="'auto' (CUDA when present), 'cpu' or 'cuda:N'.")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _out_path(out: Path | None, run_dir: Path, default: str) -> Path:
+    return out if out is not None else run_dir / default
+
+
+def _save_images(
+    images: np.ndarray, out: Path, nrow: int, labels: np.ndarray | None = None
+) -> None:
+    from waekit.io import atomic_write_bytes
+    from waekit.report.grids import image_grid, save_png
+
+    if out.suffix == ".npz":
+        import io
+
+        buf = io.BytesIO()
+        arrays = {"images": images} if labels is None else {"images": images, "labels": labels}
+        np.savez_compressed(buf, **arrays)
+        atomic_write_bytes(out, buf.getvalue())
+    elif out.suffix == ".png":
+        save_png(image_grid(images, nrow), out)
+    else:
+        _fail(f"--out {str(out)!r}: use a .png (image grid) or .npz (array) file name")
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def train(
+    preset: Annotated[
+        str | None, typer.Option(help="A shipped preset; see `waekit presets`.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="A YAML config file instead of a preset.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a key, e.g. --set model.lam=5 --set train.steps=100."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/PRESET).")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a model. With no options: the quickstart preset into runs/quickstart."""
+    from waekit.train import train as run_training
+
+    name = preset or (config.stem if config else "quickstart")
+    continue_saved = resume and preset is None and config is None
+    run = run_training(
+        preset=None if (config or continue_saved) else name,
+        config=_config_or_none(config, set_ or []),
+        out=out or Path("runs") / name,
+        overrides=[] if config else (set_ or []),
+        resume=resume,
+        progress=progress,
+    )
+    if run is not None:
+        typer.echo(f"run folder: {run.dir}  (next: waekit report {run.dir})")
+
+
+def _config_or_none(config: Path | None, overrides: list[str]):
+    if config is None:
+        return None
+    from waekit.config import load_config
+
+    return load_config(config_file=config, overrides=overrides)
+
+
+@app.command()
+def presets() -> None:
+    """List the shipped presets with their model, data set and schedule."""
+    from waekit.config import load_config, preset_names
+
+    for name in preset_names():
+        c = load_config(preset=name)
+        length = f"{c.train.steps} steps" if c.train.steps else f"{c.train.epochs:g} epochs"
+        typer.echo(
+            f"{name:18s} {c.model.name:8s} net={c.model.net:5s} d={c.model.latent_dim:<3d} "
+            f"data={c.data.name:8s} batch={c.train.batch_size} {length}"
+        )
+
+
+@app.command()
+def sample(
+    run_dir: RunDir,
+    n: Annotated[int, typer.Option("-n", "--n", help="Number of samples.")] = 64,
+    out: Annotated[
+        Path | None, typer.Option(help=".png grid or .npz array (default RUN_DIR/samples.png).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the prior draws.")] = 0,
+    nrow: Annotated[int, typer.Option(help="Images per grid row.")] = 8,
+    device: Device = "auto",
+) -> None:
+    """Decode random draws from the prior."""
+    from waekit.generate import sample as draw
+    from waekit.run import load_run
+
+    run = load_run(run_dir, device)
+    _save_images(draw(run.model, n, seed), _out_path(out, run_dir, "samples.png"), nrow)
+
+
+@app.command()
+def reconstruct(
+    run_dir: RunDir,
+    n: Annotated[int, typer.Option("-n", "--n", help="Number of test images.")] = 32,
+    out: Annotated[
+        Path | None, typer.Option(help="Output .png (default RUN_DIR/reconstructions.png).")
+    ] = None,
+    nrow: Annotated[int, typer.Option(help="Images per grid row.")] = 8,
+    device: Device = "auto",
+) -> None:
+    """Reconstruct test images: odd rows real, even rows their reconstructions."""
+    from waekit.generate import reconstruct as recon
+    from waekit.report.grids import reconstruction_grid, save_png
+    from waekit.run import load_run
+
+    run = load_run(run_dir, device)
+    real = np.asarray(run.dataset().images[:n])
+    path = _out_path(out, run_dir, "reconstructions.png")
+    save_png(reconstruction_grid(real, recon(run.model, real), nrow), path)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def interpolate(
+    run_dir: RunDir,
+    pairs: Annotated[int, typer.Option(help="Number of pairs of test images.")] = 8,
+    steps: Annotated[int, typer.Option(help="Points per interpolation, ends included.")] = 10,
+    out: Annotated[
+        Path | None, typer.Option(help="Output .png (default RUN_DIR/interpolations.png).")
+    ] = None,
+    device: Device = "auto",
+) -> None:
+    """Latent interpolations between pairs of test images, one row per pair."""
+    from waekit.generate import interpolate as lerp
+    from waekit.run import load_run
+
+    run = load_run(run_dir, device)
+    images = np.asarray(run.dataset().images[: 2 * pairs])
+    if len(images) < 2 * pairs:
+        _fail(f"--pairs {pairs} needs {2 * pairs} test images, the test split has {len(images)}")
+    rows = lerp(run.model, images[:pairs], images[pairs:], steps)
+    _save_images(
+        rows.reshape(-1, *rows.shape[2:]), _out_path(out, run_dir, "interpolations.png"), steps
+    )
+
+
+@app.command()
+def encode(
+    run_dir: RunDir,
+    out: Annotated[Path, typer.Option(help="Output .npz with arrays 'codes' and 'labels'.")],
+    split: Annotated[str, typer.Option(help="Data split to encode.")] = "test",
+    device: Device = "auto",
+) -> None:
+    """Encode a data split to its codes (posterior means), with labels."""
+    import io
+
+    from waekit.generate import encode as codes_of
+    from waekit.io import atomic_write_bytes
+    from waekit.run import load_run
+
+    if out.suffix != ".npz":
+        _fail(f"--out {str(out)!r}: encode writes a .npz file")
+    run = load_run(run_dir, device)
+    data = run.dataset(split)
+    arrays = {"codes": codes_of(run.model, np.asarray(data.images))}
+    if data.labels is not None:
+        arrays["labels"] = np.asarray(data.labels)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(out, buf.getvalue())
+    typer.echo(
+        f"wrote {out}: {arrays['codes'].shape[0]} codes of dimension {arrays['codes'].shape[1]}"
+    )
+
+
+@app.command()
+def evaluate(
+    run_dir: RunDir,
+    n: Annotated[
+        int | None,
+        typer.Option("-n", "--n", help="Images for FID (default 10,000 on GPU, 1,000 on CPU)."),
+    ] = None,
+    fid: Annotated[bool, typer.Option(help="Compute FID (needs the Inception network).")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    device: Device = "auto",
+) -> None:
+    """Measure a run the way the papers do; writes RUN_DIR/metrics.json."""
+    import json
+
+    from waekit.evaluate import evaluate_run
+
+    metrics = evaluate_run(run_dir, n=n, device=device, seed=seed, fid=fid)
+    typer.echo(json.dumps(metrics, indent=2, default=str))
+    typer.echo(f"wrote {run_dir / 'metrics.json'}")
+
+
+@app.command()
+def report(run_dir: RunDir, device: Device = "auto") -> None:
+    """Write RUN_DIR/report.html: metrics, curves, samples, reconstructions, latent views."""
+    from waekit.report import write_report
+
+    path = write_report(run_dir, device=device)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run folders.")],
+    out: Annotated[Path, typer.Option(help="Folder for compare.md and compare.html.")] = Path(
+        "compare"
+    ),
+) -> None:
+    """Side-by-side table (Markdown and HTML) of the runs' metrics and sample grids."""
+    from waekit.report import compare_runs
+
+    md, html = compare_runs(run_dirs, out)
+    typer.echo(f"wrote {md} and {html}")
+
+
+def _mount_data() -> None:
+    try:
+        from waekit.data.cli import data_app
+    except ImportError:  # pragma: no cover - the data package always ships it
+        return
+    app.add_typer(data_app, name="data", help="List, download, prepare and verify data sets.")
+
+
+_mount_data()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the app, printing waekit's own errors without a traceback."""
+    try:
+        app(args=argv, prog_name="waekit", standalone_mode=False)
+    except WaekitError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        return 1
+    except KeyboardInterrupt as exc:
+        message = str(exc) or "interrupted"
+        typer.secho(message, err=True, fg=typer.colors.YELLOW)
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        return 1
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
