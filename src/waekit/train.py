@@ -181,6 +181,8 @@ class Trainer:
         self.best_loss = math.inf
         self._stop_signal: int | None = None
         self._loss_fn = self._compiled_losses()
+        if resume:
+            self._restore()
 
     # -- set-up helpers --------------------------------------------------------------------
     def _holdout_batch(self) -> torch.Tensor | None:
@@ -365,7 +367,6 @@ class Trainer:
                 )
             atomic_write_text(self.out / CONFIG_FILE, self.config.to_yaml())
         if self.resume:
-            self._restore()
             self._truncate_metrics()
         self.writer = None
         if self.world.is_main:
