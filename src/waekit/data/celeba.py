@@ -1,0 +1,185 @@
+"""CelebA, the aligned-and-cropped faces: the WAE paper's 64x64 preprocessing.
+
+Files, in ``<root>/celeba/``: the images as the folder ``img_align_celeba/`` (000001.jpg ..
+202599.jpg, 178x218) or as the unextracted ``img_align_celeba.zip``, and the official
+split ``list_eval_partition.txt`` (lines ``000001.jpg 0``; 0 train, 1 valid, 2 test).
+
+Each image is centre-cropped to 140x140 and resized to 64x64 (PIL bilinear, which
+antialiases when shrinking), as in Tolstikhin et al., "Wasserstein Auto-Encoders",
+section 4; ``image_size`` changes the output side, never the crop.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from waekit.data.transforms import DECODE_ERRORS, crop_resize, parallel_map, to_chw
+from waekit.errors import DataError
+
+__all__ = [
+    "CROP",
+    "IMAGE_DIR",
+    "OFFICIAL_COUNTS",
+    "PARTITION",
+    "SIZE",
+    "ZIP",
+    "ImageSource",
+    "decode_split",
+    "missing_help",
+    "open_source",
+    "read_partition",
+]
+
+PARTITION = "list_eval_partition.txt"
+IMAGE_DIR = "img_align_celeba"
+ZIP = "img_align_celeba.zip"
+CROP = 140
+SIZE = 64
+SPLIT_CODES = {"0": "train", "1": "valid", "2": "test"}
+OFFICIAL_COUNTS = {"train": 162_770, "valid": 19_867, "test": 19_962}
+HOMEPAGE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
+
+
+def missing_help(folder: Path) -> str:
+    return (
+        "CelebA cannot be downloaded automatically (it is shared through Google Drive and "
+        f"Baidu behind a confirmation step, under terms you accept): from {HOMEPAGE} get "
+        f'{ZIP} ("Align&Cropped Images") and {PARTITION} (from the "Eval" folder), and put '
+        f"both in {folder} ({ZIP} may stay zipped, or be unzipped there as {IMAGE_DIR}/)"
+    )
+
+
+def read_partition(path: Path) -> dict[str, list[str]]:
+    """The official split: file names per split, in file order."""
+    if not path.is_file():
+        raise DataError(f"the CelebA partition file {path} is missing. {missing_help(path.parent)}")
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} cannot be read as text ({exc})") from exc
+    splits: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or parts[1] not in SPLIT_CODES:
+            raise DataError(
+                f"{path}, line {lineno}: expected '<image file> <0|1|2>' (0 train, 1 valid, "
+                f"2 test), got {line.strip()[:80]!r}"
+            )
+        splits[SPLIT_CODES[parts[1]]].append(parts[0])
+    if not any(splits.values()):
+        raise DataError(f"{path} lists no images; it should hold 202,599 lines like '000001.jpg 0'")
+    return splits
+
+
+class ImageSource:
+    """The CelebA images, from the extracted folder or straight from the zip."""
+
+    def __init__(self, folder: Path | None = None, zip_path: Path | None = None) -> None:
+        self.folder = folder
+        self.zip_path = zip_path
+        self._zip: zipfile.ZipFile | None = None
+        self._members: dict[str, zipfile.ZipInfo] = {}
+        self._names: set[str] | None = None
+        if zip_path is not None:
+            try:
+                self._zip = zipfile.ZipFile(zip_path)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise DataError(
+                    f"{zip_path} is not a readable zip file ({exc}); it is truncated or corrupt: "
+                    "download it again"
+                ) from exc
+            self._members = {
+                Path(i.filename).name: i for i in self._zip.infolist() if not i.is_dir()
+            }
+
+    @property
+    def path(self) -> Path:
+        return self.folder if self.folder is not None else self.zip_path  # type: ignore[return-value]
+
+    def names(self) -> set[str]:
+        if self._names is None:
+            self._names = (
+                set(self._members) if self._zip is not None else set(os.listdir(self.folder))
+            )
+        return self._names
+
+    def where(self, name: str) -> str:
+        return (
+            f"{self.zip_path}:{self._members[name].filename}"
+            if self._zip
+            else str(
+                self.folder / name  # type: ignore[operator]
+            )
+        )
+
+    def read(self, name: str) -> bytes:
+        if self._zip is not None:
+            return self._zip.read(self._members[name])
+        return (self.folder / name).read_bytes()  # type: ignore[operator]
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+    def __enter__(self) -> ImageSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_source(folder: Path) -> ImageSource:
+    """The images under ``folder`` (the ``celeba/`` data folder): the extracted folder first."""
+    if (folder / IMAGE_DIR).is_dir():
+        return ImageSource(folder=folder / IMAGE_DIR)
+    if (folder / ZIP).is_file():
+        return ImageSource(zip_path=folder / ZIP)
+    raise DataError(
+        f"no CelebA images in {folder}: neither {IMAGE_DIR}/ nor {ZIP} is there. "
+        + missing_help(folder)
+    )
+
+
+def decode_split(
+    source: ImageSource,
+    names: list[str],
+    alloc: Callable[[tuple[int, ...]], np.ndarray],
+    size: int = SIZE,
+    workers: int = 1,
+) -> np.ndarray:
+    """Decode ``names`` into ``alloc((N, 3, size, size))``: centre crop 140, resize to ``size``.
+
+    A listed file that is absent or cannot be decoded raises :class:`DataError` naming it.
+    """
+    available = source.names()
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise DataError(
+            f"{len(missing):,} of the {len(names):,} images listed in {PARTITION} are not in "
+            f"{source.path} (first: {missing[0]}); extract {ZIP} completely, or delete the "
+            "partial folder so that the zip is read"
+        )
+    out = alloc((len(names), 3, size, size))
+
+    def decode(item: tuple[int, str]) -> None:
+        i, name = item
+        try:
+            with Image.open(io.BytesIO(source.read(name))) as img:
+                out[i] = to_chw(crop_resize(img.convert("RGB"), size, CROP), 3)
+        except (*DECODE_ERRORS, zipfile.BadZipFile) as exc:
+            raise DataError(
+                f"{source.where(name)} cannot be decoded as an image ({exc}); the file is "
+                "damaged: extract or download it again"
+            ) from exc
+
+    parallel_map(decode, list(enumerate(names)), workers)
+    return out
