@@ -32,6 +32,7 @@ __all__ = [
     "read_batch",
     "read_split",
     "restricted_loads",
+    "RefusedGlobal",
 ]
 
 BATCH_DIR = "cifar-10-batches-py"
@@ -75,10 +76,14 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
     return table
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names a callable outside the allowed set."""
+
+
 def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
     # Python 3 writes bytes with pickle protocol 2 as _codecs.encode(text, "latin1")
     if encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+        raise RefusedGlobal(f"refusing _codecs.encode with encoding {encoding!r}")
     return text.encode("latin1")
 
 
@@ -89,7 +94,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return self._allowed[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
+            raise RefusedGlobal(
                 f"refusing to load the global {module}.{name}: a CIFAR batch holds only a dict "
                 "of numpy arrays, lists, bytes and ints"
             ) from None
@@ -118,7 +123,7 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path} cannot be read: {exc}") from exc
     try:
         batch = restricted_loads(raw)
-    except pickle.UnpicklingError as exc:
+    except RefusedGlobal as exc:
         raise DataError(f"{path} is not a CIFAR-10 python batch: {exc}") from exc
     except Exception as exc:  # a damaged pickle raises almost anything (EOFError, ValueError...)
         raise DataError(

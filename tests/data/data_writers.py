@@ -45,3 +45,29 @@ def write_cifar_batch(path: Path, images: np.ndarray, labels: list[int], protoco
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(batch, protocol=protocol))
+
+
+def py2_batch_bytes(data: np.ndarray, labels: list[int]) -> bytes:
+    """A batch pickled as Python 2's cPickle wrote the official files (protocol 2, str keys).
+
+    Written opcode by opcode: Python 3 cannot produce Python 2 ``str`` objects.
+    """
+    assert data.dtype == np.uint8 and data.ndim == 2 and all(0 <= v < 256 for v in labels)
+
+    def string(s: bytes) -> bytes:  # SHORT_BINSTRING
+        return b"U" + bytes([len(s)]) + s
+
+    def int_(v: int) -> bytes:  # BININT2
+        return b"M" + struct.pack("<H", v)
+
+    raw = data.tobytes()
+    return (
+        b"\x80\x02}(" + string(b"data")
+        + b"cnumpy.core.multiarray\n_reconstruct\n" + b"cnumpy\nndarray\n"
+        + b"K\x00\x85" + string(b"b") + b"\x87R"
+        + b"(K\x01" + int_(data.shape[0]) + int_(data.shape[1]) + b"\x86"
+        + b"cnumpy\ndtype\n" + string(b"u1") + b"K\x00K\x01\x87R"
+        + b"(K\x03" + string(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+        + b"\x89T" + struct.pack("<I", len(raw)) + raw + b"tb"
+        + string(b"labels") + b"](" + b"".join(b"K" + bytes([v]) for v in labels) + b"eu."
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import idx_bytes, small_digits, write_idx_split
+from data_writers import idx_bytes, small_digits, write_idx_split
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
