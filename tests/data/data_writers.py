@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import io
 import pickle
 import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +73,42 @@ def py2_batch_bytes(data: np.ndarray, labels: list[int]) -> bytes:
         + b"\x89T" + struct.pack("<I", len(raw)) + raw + b"tb"
         + string(b"labels") + b"](" + b"".join(b"K" + bytes([v]) for v in labels) + b"eu."
     )
+
+
+#: The WAE crop of a 178x218 CelebA image: columns 19..158, rows 39..178.
+CELEBA_BOX = (19, 39, 159, 179)
+
+
+def celeba_face(colour: tuple[int, int, int]) -> np.ndarray:
+    """A 218x178 RGB image: ``colour`` exactly on the 140x140 centre crop, blue around it."""
+    pixels = np.zeros((218, 178, 3), np.uint8)
+    pixels[...] = (0, 0, 255)
+    left, top, right, bottom = CELEBA_BOX
+    pixels[top:bottom, left:right] = colour
+    return pixels
+
+
+def jpeg_bytes(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=100, subsampling=0)
+    return out.getvalue()
+
+
+def write_celeba(folder: Path, colours: list[tuple[int, int, int]], parts: list[int],
+                 as_zip: bool = False) -> list[str]:
+    """The official layout: images (folder or zip) and list_eval_partition.txt."""
+    names = [f"{i:06d}.jpg" for i in range(1, len(colours) + 1)]
+    folder.mkdir(parents=True, exist_ok=True)
+    if as_zip:
+        with zipfile.ZipFile(folder / "img_align_celeba.zip", "w") as zf:
+            for name, colour in zip(names, colours, strict=True):
+                zf.writestr(f"img_align_celeba/{name}", jpeg_bytes(celeba_face(colour)))
+    else:
+        (folder / "img_align_celeba").mkdir()
+        for name, colour in zip(names, colours, strict=True):
+            (folder / "img_align_celeba" / name).write_bytes(jpeg_bytes(celeba_face(colour)))
+    lines = "".join(f"{n} {p}\n" for n, p in zip(names, parts, strict=True))
+    (folder / "list_eval_partition.txt").write_text(lines)
+    return names
