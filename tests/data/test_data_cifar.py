@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from data_writers import py2_batch_bytes, write_cifar_batch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from waekit.data import load_dataset
 from waekit.data.cifar import read_batch, restricted_loads
@@ -150,3 +152,32 @@ def test_missing_release_names_the_files(offline: Path) -> None:
     message = str(info.value)
     assert "cifar-10-python.tar.gz" in message and "test_batch" in message
     assert str(offline / "cifar10" / "cifar-10-batches-py") in message
+
+
+FUZZ = settings(max_examples=150, deadline=None)
+VALID_BATCH = pickle.dumps({b"data": np.zeros((1, 3072), np.uint8), b"labels": [1]}, protocol=2)
+
+
+@pytest.fixture(scope="module")
+def batch_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fuzz") / "data_batch_1"
+
+
+@FUZZ
+@given(
+    st.lists(st.tuples(st.integers(0, len(VALID_BATCH) - 1), st.integers(0, 255)), max_size=4),
+    st.integers(0, len(VALID_BATCH)),
+)
+def test_fuzz_damaged_batches_raise_data_error(
+    batch_file: Path, edits: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(VALID_BATCH)
+    for pos, value in edits:
+        data[pos] = value
+    batch_file.write_bytes(bytes(data[:cut]))
+    try:
+        images, labels = read_batch(batch_file)
+    except DataError as exc:
+        assert str(batch_file) in str(exc)
+        return
+    assert images.shape == (len(labels), 3, 32, 32) and images.dtype == np.uint8

@@ -108,16 +108,21 @@ class CacheWriter:
     def __init__(self, folder: Path, split: str, size: int, shape: tuple[int, ...]) -> None:
         self.prepared = folder / PREPARED
         self.key = cache_key(split, size)
+        self.token = secrets.token_hex(4)
+        self._tmp_images: Path | None = None
+        self._tmp_labels: Path | None = None
+        self._tmp_record: Path | None = None
+        if not shape or shape[0] == 0:
+            raise DataError(f"{self.key}: a split with no images has no prepared cache")
         try:
             self.prepared.mkdir(parents=True, exist_ok=True)
-            self.token = secrets.token_hex(4)
             self._tmp_images = _tmp(self.prepared, f"{self.key}.images.npy")
             self.images = np.lib.format.open_memmap(
                 self._tmp_images, mode="w+", dtype=np.uint8, shape=shape
             )
         except OSError as exc:
+            self.abort()
             raise DataError(f"cannot write the prepared cache in {self.prepared}: {exc}") from exc
-        self._tmp_labels: Path | None = None
 
     def commit(self, labels: np.ndarray | None, record: dict[str, Any]) -> list[Path]:
         """Make the cache visible; returns the paths written (record last)."""
@@ -125,6 +130,7 @@ class CacheWriter:
             self.images.flush()
             shape = list(self.images.shape)
             del self.images  # close the memory map before the rename
+            assert self._tmp_images is not None
             with open(self._tmp_images, "rb+") as f:
                 os.fsync(f.fileno())
             images_name = f"{self.key}.{self.token}.images.npy"
@@ -148,9 +154,9 @@ class CacheWriter:
                 "labels": labels_name,
             }
             record_path = self.prepared / f"{self.key}.json"
-            tmp_record = _tmp(self.prepared, record_path.name)
-            tmp_record.write_text(json.dumps(full, indent=1))
-            os.replace(tmp_record, record_path)
+            self._tmp_record = _tmp(self.prepared, record_path.name)
+            self._tmp_record.write_text(json.dumps(full, indent=1))
+            os.replace(self._tmp_record, record_path)
             written.append(record_path)
         except OSError as exc:
             self.abort()
@@ -163,7 +169,7 @@ class CacheWriter:
     def abort(self) -> None:
         if hasattr(self, "images"):
             del self.images
-        for tmp in (self._tmp_images, self._tmp_labels):
+        for tmp in (self._tmp_images, self._tmp_labels, self._tmp_record):
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
 
