@@ -81,50 +81,40 @@ def read_partition(path: Path) -> dict[str, list[str]]:
 
 
 class ImageSource:
-    """The CelebA images, from the extracted folder or straight from the zip."""
+    """The CelebA images: ``path`` is the extracted folder or the zip, read without extracting."""
 
-    def __init__(self, folder: Path | None = None, zip_path: Path | None = None) -> None:
-        self.folder = folder
-        self.zip_path = zip_path
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._zip: zipfile.ZipFile | None = None
         self._members: dict[str, zipfile.ZipInfo] = {}
         self._names: set[str] | None = None
-        if zip_path is not None:
+        if not path.is_dir():
             try:
-                self._zip = zipfile.ZipFile(zip_path)
+                self._zip = zipfile.ZipFile(path)
             except (zipfile.BadZipFile, OSError) as exc:
                 raise DataError(
-                    f"{zip_path} is not a readable zip file ({exc}); it is truncated or corrupt: "
+                    f"{path} is not a readable zip file ({exc}); it is truncated or corrupt: "
                     "download it again"
                 ) from exc
+            # members are found by file name, whatever folder the zip stores them in
             self._members = {
                 Path(i.filename).name: i for i in self._zip.infolist() if not i.is_dir()
             }
 
-    @property
-    def path(self) -> Path:
-        return self.folder if self.folder is not None else self.zip_path  # type: ignore[return-value]
-
     def names(self) -> set[str]:
         if self._names is None:
-            self._names = (
-                set(self._members) if self._zip is not None else set(os.listdir(self.folder))
-            )
+            self._names = set(self._members) if self._zip else set(os.listdir(self.path))
         return self._names
 
     def where(self, name: str) -> str:
-        return (
-            f"{self.zip_path}:{self._members[name].filename}"
-            if self._zip
-            else str(
-                self.folder / name  # type: ignore[operator]
-            )
-        )
+        if self._zip is not None:
+            return f"{self.path}:{self._members[name].filename}"
+        return str(self.path / name)
 
     def read(self, name: str) -> bytes:
         if self._zip is not None:
             return self._zip.read(self._members[name])
-        return (self.folder / name).read_bytes()  # type: ignore[operator]
+        return (self.path / name).read_bytes()
 
     def close(self) -> None:
         if self._zip is not None:
@@ -140,9 +130,9 @@ class ImageSource:
 def open_source(folder: Path) -> ImageSource:
     """The images under ``folder`` (the ``celeba/`` data folder): the extracted folder first."""
     if (folder / IMAGE_DIR).is_dir():
-        return ImageSource(folder=folder / IMAGE_DIR)
+        return ImageSource(folder / IMAGE_DIR)
     if (folder / ZIP).is_file():
-        return ImageSource(zip_path=folder / ZIP)
+        return ImageSource(folder / ZIP)
     raise DataError(
         f"no CelebA images in {folder}: neither {IMAGE_DIR}/ nor {ZIP} is there. "
         + missing_help(folder)

@@ -31,7 +31,7 @@ from waekit.errors import DataError
 __all__ = ["EXTENSIONS", "SPLIT_DIRS", "list_images", "read_folder", "split_files"]
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-GREY_MODES = ("1", "L", "LA", "I", "F") + ("I;16", "I;16B", "I;16L", "I;16N")
+GREY_MODES = ("1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L", "I;16N")
 SPLIT_DIRS = {"train": ("train",), "test": ("test",), "valid": ("valid", "val", "validation")}
 TEST_ONE_IN = 10
 
