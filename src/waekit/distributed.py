@@ -1,11 +1,38 @@
 """Process-group set-up for torchrun, and the collective pieces the trainer uses.
 
+``torchrun --nproc_per_node=K -m waekit train ...`` starts K processes; each reads its
+rank from the environment (:meth:`World.from_env`), takes its contiguous share of every
+global batch of ``train.batch_size`` images, and runs the encoder and decoder under
+:class:`~torch.nn.parallel.DistributedDataParallel` (NCCL on GPUs, gloo on CPUs).
+
+The latent penalties are functions of a whole batch of codes, so a per-rank loss would
+change the objective. With ``distributed.global_batch_objective`` (the default) every
+rank gathers the codes of all ranks (:func:`gather_rows`, differentiable) and computes the
+penalty on the global batch against the global batch of prior draws. Why the gradients
+then equal the single-process ones exactly, with no rescaling:
+
+* rank r minimises ``L_r = mean_{i in r} c_i + lam * D(Z, P)``, where Z (N, d) are the
+  gathered codes of all N = K * m images and P the N prior draws, the same on every rank;
+* the backward of the gather hands each rank the SUM over ranks of dL_s/dz_i for its own
+  codes; every rank computes the same D, so that is ``K * lam * dD/dz_i``;
+* DDP AVERAGES the parameter gradients over the K ranks, so the encoder's gradient is
+  ``(1/K) sum_r [ (1/m) sum_{i in r} dc_i + K lam sum_{i in r} dD/dz_i dz_i ]
+  = (1/N) sum_i dc_i + lam dD``: the gradient of the single-process loss on the batch.
+
+The factor K of the gather and the 1/K of DDP cancel. The same holds for per-image terms
+computed on the gathered batch (the VAE's KL, the critic's -log D(z)). The latent critic
+of WAE-GAN / AAE is trained on a mean of per-sample terms, so it needs no gather: each rank
+uses its own codes and its share of the prior draws, and :func:`average_gradients` makes
+the critic's gradient the global-batch one.
+
 In a single process every function here is the identity or a no-op.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -13,7 +40,19 @@ import torch.distributed as tdist
 
 from waekit.config import RunConfig
 
-__all__ = ["World", "wrap", "critic_loss", "average_scalars", "barrier", "broadcast_model"]
+__all__ = [
+    "World",
+    "wrap",
+    "critic_loss",
+    "average_scalars",
+    "average_gradients",
+    "any_rank",
+    "barrier",
+    "broadcast_model",
+    "gather_rows",
+    "own_rows",
+    "main_first",
+]
 
 
 @dataclass(frozen=True)
@@ -47,6 +86,7 @@ class World:
 
 
 def wrap(model: torch.nn.Module, world: World) -> torch.nn.Module:
+    """``model`` under DistributedDataParallel (gradients averaged over ranks), or as is."""
     if world.size <= 1:
         return model
     from torch.nn.parallel import DistributedDataParallel
@@ -55,8 +95,77 @@ def wrap(model: torch.nn.Module, world: World) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=ids)
 
 
-def critic_loss(model, z: torch.Tensor, world: World, config: RunConfig) -> torch.Tensor:
-    return model.critic_loss(z)
+def critic_loss(
+    model, z: torch.Tensor, world: World, config: RunConfig, prior: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The critic's loss on this rank's codes ``z`` and its share of the prior draws.
+
+    It is a mean of per-sample terms, so with the gradients averaged over ranks
+    (:func:`average_gradients`) it trains the critic on the global batch; no gather needed.
+    """
+    return model.critic_loss(z, prior)
+
+
+class _GatherRows(torch.autograd.Function):
+    """All ranks' (m, ...) tensors concatenated in rank order, (K * m, ...).
+
+    Backward: the gradient of every rank's loss w.r.t. this rank's rows, SUMMED over ranks
+    (an all-reduce, then this rank's slice).
+    """
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        size, rank = tdist.get_world_size(), tdist.get_rank()
+        parts = [torch.empty_like(t) for _ in range(size)]
+        tdist.all_gather(parts, t.contiguous())
+        ctx.rows = (rank * t.shape[0], (rank + 1) * t.shape[0])
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        tdist.all_reduce(grad)
+        start, stop = ctx.rows
+        return grad[start:stop]
+
+
+def gather_rows(t: torch.Tensor, world: World) -> torch.Tensor:
+    """Every rank's rows of ``t`` (m, ...) in rank order, (K * m, ...); differentiable.
+
+    Rank r's share of a global batch is its rows r*m .. (r+1)*m - 1 (see
+    :class:`~waekit.train.DeviceBatches`), so the result is the global batch in the order a
+    single process sees it.
+    """
+    if world.size <= 1:
+        return t
+    return _GatherRows.apply(t)
+
+
+def own_rows(t: torch.Tensor, world: World) -> torch.Tensor:
+    """This rank's contiguous share of a global-batch tensor (N, ...) -> (N / K, ...)."""
+    if world.size <= 1:
+        return t
+    m = t.shape[0] // world.size
+    return t[world.rank * m : (world.rank + 1) * m]
+
+
+def average_gradients(params: Sequence[torch.nn.Parameter], world: World) -> None:
+    """Average ``.grad`` over ranks in place (one all-reduce of a flat buffer).
+
+    For parameters outside DistributedDataParallel, such as the latent critic.
+    """
+    if world.size <= 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    tdist.all_reduce(flat)
+    flat /= world.size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
 
 
 def average_scalars(values: dict[str, torch.Tensor], world: World) -> dict[str, torch.Tensor]:
@@ -68,9 +177,37 @@ def average_scalars(values: dict[str, torch.Tensor], world: World) -> dict[str, 
     return dict(zip(keys, stacked / world.size, strict=True))
 
 
+_cpu_group = None
+
+
+def any_rank(flag: bool, world: World) -> bool:
+    """Whether ``flag`` is true on any rank: lets all ranks stop at the same step when a
+    signal reaches them a step apart. A CPU (gloo) all-reduce, so no GPU sync."""
+    global _cpu_group
+    if world.size <= 1:
+        return flag
+    if _cpu_group is None:
+        cpu = tdist.get_backend() == "gloo"
+        _cpu_group = tdist.group.WORLD if cpu else tdist.new_group(backend="gloo")
+    t = torch.tensor([int(flag)], dtype=torch.int32)
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX, group=_cpu_group)
+    return bool(t.item())
+
+
 def barrier(world: World) -> None:
     if world.size > 1:
         tdist.barrier()
+
+
+@contextmanager
+def main_first(world: World) -> Iterator[None]:
+    """Run the body on rank 0 first, then on the other ranks (e.g. a download into a
+    shared folder, which the others then find in place)."""
+    if not world.is_main:
+        barrier(world)
+    yield
+    if world.is_main:
+        barrier(world)
 
 
 def broadcast_model(model: torch.nn.Module, world: World) -> None:

@@ -78,16 +78,21 @@ class LatentAutoEncoder(nn.Module):
         )
 
     # -- encoding and decoding -------------------------------------------------------------
-    def posterior(self, x: torch.Tensor, sample: bool | None = None) -> Posterior:
+    def posterior(
+        self, x: torch.Tensor, sample: bool | None = None, eps: torch.Tensor | None = None
+    ) -> Posterior:
         """Encode images (n, C, H, W) in [0, 1]. A Gaussian encoder reparameterises
-        z = mu + exp(logvar / 2) * eps when ``sample`` (default: in training mode)."""
+        z = mu + exp(logvar / 2) * eps when ``sample`` (default: in training mode), with
+        ``eps`` (n, d) given or drawn from N(0, I)."""
         h = self.encoder(x)
         if not self.config.gaussian:
             return Posterior(z=h, mu=h)
         mu, logvar = h.chunk(2, dim=1)
         sample = self.training if sample is None else sample
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if sample else mu
-        return Posterior(z=z, mu=mu, logvar=logvar)
+        if not sample:
+            return Posterior(z=mu, mu=mu, logvar=logvar)
+        eps = torch.randn_like(mu) if eps is None else eps.to(device=mu.device, dtype=mu.dtype)
+        return Posterior(z=mu + torch.exp(0.5 * logvar) * eps, mu=mu, logvar=logvar)
 
     def encode(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
         """Codes (n, d): the posterior mean unless ``sample``."""
@@ -137,19 +142,22 @@ class LatentAutoEncoder(nn.Module):
         """Named penalty terms with their weights: {name: (weight, per-sample (n,) or scalar)}."""
         return {}
 
-    def losses(self, x: torch.Tensor, post: Posterior | None = None) -> dict[str, torch.Tensor]:
-        """Named loss terms for a batch; ``loss`` is the scalar to minimise.
-
-        Per-image terms have shape (n,); batch terms (MMD, SW, ...) are scalars.
-        """
-        post = self.posterior(x) if post is None else post
-        logits = self.decoder(post.z)
+    def reconstruction_cost(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """c(x_i, G(z_i)) per image, summed over pixels, shape (n,)."""
         cfg = self.config
-        terms: dict[str, torch.Tensor] = {
-            "recon": dv.reconstruction_cost(x, logits.float(), cfg.recon, cfg.recon_scale)
-        }
-        prior = self.sample_prior(x.shape[0], like=post.z)
-        total = terms["recon"].mean()
+        return dv.reconstruction_cost(x, self.decoder(z).float(), cfg.recon, cfg.recon_scale)
+
+    def objective(
+        self, recon: torch.Tensor, post: Posterior, prior: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Named terms and ``loss = mean(recon) + sum_k w_k * mean(R_k(post, prior))``.
+
+        ``recon`` (n,) are per-image costs; ``post`` and ``prior`` are what the regulariser
+        compares. They may hold more codes than ``recon`` has images: with several processes
+        the trainer passes the codes of the whole global batch (see :mod:`waekit.distributed`).
+        """
+        terms: dict[str, torch.Tensor] = {"recon": recon}
+        total = recon.mean()
         for name, (weight, value) in self.regularizer(post, prior).items():
             terms[name] = value
             if weight:
@@ -157,14 +165,27 @@ class LatentAutoEncoder(nn.Module):
         terms["loss"] = total
         return terms
 
+    def losses(
+        self, x: torch.Tensor, post: Posterior | None = None, prior: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Named loss terms for a batch; ``loss`` is the scalar to minimise.
+
+        Per-image terms have shape (n,); batch terms (MMD, SW, ...) are scalars. ``prior``
+        (n, d) are the prior draws of the penalty (default: drawn here).
+        """
+        post = self.posterior(x) if post is None else post
+        recon = self.reconstruction_cost(x, post.z)
+        prior = self.sample_prior(x.shape[0], like=post.z) if prior is None else prior
+        return self.objective(recon, post, prior)
+
     def forward(self, x: torch.Tensor, post: Posterior | None = None) -> dict[str, torch.Tensor]:
         """The loss terms (so that DistributedDataParallel and torch.compile can wrap it)."""
         return self.losses(x, post)
 
-    def critic_loss(self, z: torch.Tensor) -> torch.Tensor:
+    def critic_loss(self, z: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
         """The latent critic's weighted loss on codes ``z`` (detached by the caller) and
-        as many prior draws: lam * mean[ -log D(p) - log(1 - D(z)) ]."""
-        prior = self.sample_prior(z.shape[0], like=z)
+        prior draws (default: as many, drawn here): lam * mean[ -log D(p) - log(1 - D(z)) ]."""
+        prior = self.sample_prior(z.shape[0], like=z) if prior is None else prior
         per_sample = dv.critic_loss(self.critic_logits(prior), self.critic_logits(z))
         return self.penalty_weight * per_sample.mean()
 

@@ -6,8 +6,13 @@ step, then one auto-encoder step, per batch) lives in :meth:`Trainer.train_step`
 nowhere else.
 
 Resuming is exact: the data order is a function of (seed, epoch), the learning rate a
-function of the step, and the checkpoint holds the RNG states, so a run stopped and
-resumed ends with the same weights as one that never stopped.
+function of the step, and every random draw of a step (prior samples, reparameterisation
+noise, random projections) comes from the RNG re-seeded from (seed, step), so a run
+stopped and resumed ends with the same weights as one that never stopped.
+
+Under torchrun the same holds for any number of processes: the global batch and all of a
+step's noise are those of one process, and each rank takes its share (multi-process
+details and the gradient bookkeeping in :mod:`waekit.distributed`).
 """
 
 from __future__ import annotations
@@ -17,14 +22,15 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from waekit import distributed as dist
@@ -32,7 +38,7 @@ from waekit.checkpoint import load_checkpoint, save_checkpoint
 from waekit.config import RunConfig, TrainConfig
 from waekit.errors import CheckpointError, ConfigError, TrainingDiverged
 from waekit.io import atomic_write_text
-from waekit.models import LatentAutoEncoder, model_from_config, save_model
+from waekit.models import LatentAutoEncoder, Posterior, model_from_config, save_model
 from waekit.run import CONFIG_FILE, METRICS_FILE, MODEL_FILE, Run, load_run, resolve_device
 
 __all__ = ["Trainer", "train", "lr_factor", "DeviceBatches"]
@@ -96,6 +102,46 @@ class DeviceBatches:
         return self.images.index_select(0, idx).float().div_(255.0)
 
 
+#: Streams of a step's random draws, each from the RNG re-seeded by (seed, step, stream).
+_EPS, _CRITIC, _PENALTY = 1, 2, 3
+
+
+def _step_seed(seed: int, step: int, stream: int) -> int:
+    """A well-mixed 63-bit seed for (train.seed, step, stream)."""
+    state = np.random.SeedSequence([seed % 2**64, step, stream]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+@dataclass
+class _Encoded(Posterior):
+    """A batch's posterior and its per-image reconstruction cost ``recon`` (n,)."""
+
+    recon: torch.Tensor | None = None
+
+
+class _AutoEncoderPass(nn.Module):
+    """The per-image half of a step, which DistributedDataParallel wraps: encode the local
+    batch, decode it, return (posterior, reconstruction cost (n,)).
+
+    Only the encoder and decoder are submodules, so DDP averages exactly their gradients;
+    the critic's step is synchronised on its own (:func:`waekit.distributed.average_gradients`).
+    Every parameter is used in every forward, as DDP requires without unused-parameter search.
+    """
+
+    def __init__(self, model: LatentAutoEncoder):
+        super().__init__()
+        self.encoder = model.encoder
+        self.decoder = model.decoder
+        self._model = [model]  # a list: not registered, so the critic stays outside DDP
+
+    def forward(
+        self, x: torch.Tensor, eps: torch.Tensor | None = None
+    ) -> tuple[Posterior, torch.Tensor]:
+        model = self._model[0]
+        post = model.posterior(x, eps=eps)
+        return post, model.reconstruction_cost(x, post.z)
+
+
 @dataclass
 class _Precision:
     dtype: torch.dtype | None  # autocast dtype, None for fp32
@@ -151,7 +197,8 @@ class Trainer:
 
         train_set, test_set = data, test_data
         if train_set is None:
-            train_set, test_set = _load_data(config)
+            with dist.main_first(self.world):  # one download, not one per process
+                train_set, test_set = _load_data(config)
         self.train_set, self.test_set = train_set, test_set
         if getattr(train_set, "note", None) and self.world.is_main:
             print(train_set.note, file=sys.stderr)
@@ -159,8 +206,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model: LatentAutoEncoder = model_from_config(config.model, train_set.image_shape)
         if self.world.size > 1 and config.distributed.sync_batch_norm:
-            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.model = _sync_batch_norm(self.model, self.device)
         self.model.to(self.device)
+        dist.broadcast_model(self.model, self.world)  # the critic is outside DDP's own broadcast
         self.optimizers = {
             "ae": _adam(self.model.autoencoder_parameters(), cfg.lr, cfg.betas, self.device)
         }
@@ -168,7 +216,7 @@ class Trainer:
             self.optimizers["critic"] = _adam(
                 self.model.critic_parameters(), cfg.critic_lr, cfg.critic_betas, self.device
             )
-        self.ddp = dist.wrap(self.model, self.world)
+        self.ddp = dist.wrap(_AutoEncoderPass(self.model), self.world)
 
         images = torch.from_numpy(np.ascontiguousarray(train_set.images)).to(self.device)
         self.batches = DeviceBatches(
@@ -180,7 +228,10 @@ class Trainer:
         self.step = 0
         self.best_loss = math.inf
         self._stop_signal: int | None = None
-        self._loss_fn = self._compiled_losses()
+        self._forward = self._compiled(self.ddp)
+        self._objective = self._compiled(self.model.objective)
+        self._loss_fn: Callable[[torch.Tensor, _Encoded], dict[str, torch.Tensor]]
+        self._loss_fn = self._global_losses
         if resume:
             self._restore()
 
@@ -192,26 +243,59 @@ class Trainer:
         images = np.ascontiguousarray(self.test_set.images[:n])
         return torch.from_numpy(images).to(self.device).float().div_(255.0)
 
-    def _compiled_losses(self) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+    def _compiled(self, fn: Callable) -> Callable:
         mode = self.config.train.compile
         use = mode == "on" or (mode == "auto" and self.device.type == "cuda")
-        if not use:
-            return self.ddp
-        return torch.compile(self.ddp)
+        return torch.compile(fn) if use else fn
 
     # -- the step ------------------------------------------------------------------------------
     def _lr(self, step: int) -> float:
         return lr_factor(self.config.train, step, self.steps_per_epoch, self.total_steps)
 
-    def _optimizer_step(self, name: str, loss: torch.Tensor, params: list) -> None:
+    @contextmanager
+    def _seeded(self, stream: int) -> Iterator[None]:
+        """Draw from the RNG seeded by (seed, step, stream): the same numbers in every
+        process, at any number of processes, and after a resume; the outer RNG is untouched."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(_step_seed(self.config.train.seed, self.step, stream))
+            yield
+
+    def _global_draws(self, n_local: int) -> tuple[int, int]:
+        """(global batch size, latent dimension) of this step's draws."""
+        return n_local * self.world.size, self.config.model.latent_dim
+
+    def _global_losses(self, x: torch.Tensor, enc: _Encoded) -> dict[str, torch.Tensor]:
+        """Loss terms of this rank's images; the penalty on the global batch of codes.
+
+        With ``distributed.global_batch_objective`` the codes of all ranks are gathered and
+        compared with all N prior draws (the gradient bookkeeping is in
+        :mod:`waekit.distributed`); otherwise each rank's m = N / K codes are compared with
+        its share of the draws (the per-rank estimate).
+        """
+        with self._seeded(_PENALTY):
+            prior = self.model.sample_prior(self._global_draws(x.shape[0])[0], like=enc.z)
+            post: Posterior = enc
+            if self.world.size > 1:
+                if self.config.distributed.global_batch_objective:
+                    post = _gather_posterior(enc, self.world)
+                else:
+                    prior = dist.own_rows(prior, self.world)
+            return self._objective(enc.recon, post, prior)
+
+    def _optimizer_step(
+        self, name: str, loss: torch.Tensor, params: list, average: bool = False
+    ) -> None:
+        """Backward and step; ``average``: average the gradients over ranks first (for
+        parameters that DDP does not hold)."""
         opt = self.optimizers[name]
         scaler = self.precision.scaler
         opt.zero_grad(set_to_none=True)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        if average:
+            dist.average_gradients(params, self.world)
         if scaler is not None:
-            scaler.scale(loss).backward()
             scaler.unscale_(opt)
-        else:
-            loss.backward()
         if self.config.train.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, self.config.train.grad_clip)
         if scaler is not None:
@@ -221,22 +305,34 @@ class Trainer:
             opt.step()
 
     def train_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One step on batch ``x``: for adversarial models one critic step on the batch's
-        codes (detached) against prior draws, then one auto-encoder step."""
+        """One step on batch ``x`` (this rank's share of the global batch): encode and
+        decode once; for adversarial models one critic step on the batch's codes (detached)
+        against prior draws; then one auto-encoder step against the updated critic."""
         factor = self._lr(self.step)
         for name, opt in self.optimizers.items():
             base = self.config.train.lr if name == "ae" else self.config.train.critic_lr
             for group in opt.param_groups:
                 group["lr"] = base * factor
         model = self.model
+        n_global, d = self._global_draws(x.shape[0])
+        eps = None
+        if model.config.gaussian:
+            with self._seeded(_EPS):  # (N, d) for the global batch; this rank's rows
+                eps = dist.own_rows(torch.randn(n_global, d, device=self.device), self.world)
         with self.precision.autocast(self.device):
-            post = model.posterior(x) if model.critic is not None else None
+            post, recon = self._forward(x, eps)
+        enc = _Encoded(z=post.z, mu=post.mu, logvar=post.logvar, recon=recon)
         if model.critic is not None:
-            with self.precision.autocast(self.device):
-                critic_loss = dist.critic_loss(model, post.z.detach(), self.world, self.config)
-            self._optimizer_step("critic", critic_loss, model.critic_parameters())
+            with self._seeded(_CRITIC), self.precision.autocast(self.device):
+                prior = dist.own_rows(model.sample_prior(n_global, like=post.z), self.world)
+                critic_loss = dist.critic_loss(
+                    model, post.z.detach(), self.world, self.config, prior
+                )
+            self._optimizer_step(
+                "critic", critic_loss, model.critic_parameters(), average=self.world.size > 1
+            )
         with self.precision.autocast(self.device):
-            terms = self._loss_fn(x, post) if post is not None else self._loss_fn(x)
+            terms = self._loss_fn(x, enc)
         self._optimizer_step("ae", terms["loss"], model.autoencoder_parameters())
         out = {k: v.detach().mean() for k, v in terms.items()}
         if model.critic is not None:
@@ -287,12 +383,11 @@ class Trainer:
             raise CheckpointError(
                 f"--resume was given but {last} does not exist; start without --resume"
             )
+        # A step's noise depends on (seed, step) only and the batch is the global one, so the
+        # run continues the same at any number of processes.
         meta = load_checkpoint(last, self.model, self.optimizers, restore_rng=True)
         self.step = int(meta["step"])
         self.best_loss = meta.get("best_loss") or math.inf
-        if int(meta.get("world_size", 1)) != self.world.size:
-            # The RNG stream of another number of processes cannot be continued exactly.
-            torch.manual_seed(self.config.train.seed + self.step)
         dist.broadcast_model(self.model, self.world)
 
     # -- logging -------------------------------------------------------------------------------
@@ -409,7 +504,8 @@ class Trainer:
                     self.write_images()
                 if self.step % ckpt_every == 0 or last_step:
                     self._checkpoint()
-                if self._stop_signal is not None:
+                if dist.any_rank(self._stop_signal is not None, self.world):
+                    self._stop_signal = self._stop_signal or signal.SIGTERM
                     self._checkpoint()
                     name = signal.Signals(self._stop_signal).name
                     raise KeyboardInterrupt(
@@ -459,6 +555,27 @@ class Trainer:
             self._log({"kind": "eval", "step": self.step, "holdout_loss": loss})
         self.save(loss)
         dist.barrier(self.world)
+
+
+def _gather_posterior(enc: Posterior, world: dist.World) -> Posterior:
+    """The posterior of the global batch: z (and mu, logvar) of all ranks in one gather."""
+    parts = [enc.z] if enc.logvar is None else [enc.z, enc.mu, enc.logvar]
+    whole = dist.gather_rows(torch.cat(parts, dim=1), world).split(enc.z.shape[1], dim=1)
+    if enc.logvar is None:
+        return Posterior(z=whole[0], mu=whole[0])
+    return Posterior(z=whole[0], mu=whole[1], logvar=whole[2])
+
+
+def _sync_batch_norm(model: LatentAutoEncoder, device: torch.device) -> LatentAutoEncoder:
+    """Batch norm over the global batch (SyncBatchNorm), which PyTorch runs on GPUs only."""
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if has_bn and device.type != "cuda":
+        raise ConfigError(
+            "distributed.sync_batch_norm=true needs GPUs: PyTorch's SyncBatchNorm does not run "
+            f"on {device.type}. Set distributed.sync_batch_norm=false (each process then "
+            "normalises over its own share of the batch), or use model.batch_norm=false"
+        )
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 def _load_data(config: RunConfig):
