@@ -79,6 +79,7 @@ def _config(name: str, global_batch: bool = True, net: str = "mlp", **train) -> 
             },
             "data": {"name": "npz"},
             "train": train_cfg,
+            # A net without batch norm accepts sync_batch_norm on CPUs: nothing to convert.
             "distributed": {"global_batch_objective": global_batch, "sync_batch_norm": True},
         }
     )
