@@ -214,7 +214,12 @@ class InceptionFeatures:
                 f"{WEIGHTS_SHA1}); its FID numbers are not comparable with published ones",
                 stacklevel=2,
             )
-        self.net = torch.jit.load(str(path), map_location=self.device).eval()
+        with warnings.catch_warnings():
+            # the network exists only as TorchScript; newer torch marks jit.load deprecated
+            warnings.filterwarnings(
+                "ignore", message=".*torch.jit.load.*", category=DeprecationWarning
+            )
+            self.net = torch.jit.load(str(path), map_location=self.device).eval()
         self.protocol = {**FID_PROTOCOL, "weights_sha1": self.weights_sha1}
 
     @property
