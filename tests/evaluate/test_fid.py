@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import real_images
+from waekit_testruns import real_images
 
 from waekit.evaluate import fid as F
 

@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import real_images
 from scipy import ndimage, stats
 from scipy.optimize import linear_sum_assignment
+from waekit_testruns import real_images
 
 import waekit
 from waekit.evaluate import metrics as M

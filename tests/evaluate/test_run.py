@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import make_run
+from waekit_testruns import make_run
 
 from waekit.evaluate import evaluate_run
 from waekit.evaluate import metrics as M

@@ -315,7 +315,7 @@ def evaluate_run(
             out["iw_bound"] = {
                 "value": _value(bounds.mean()), "k": iw_k, "n": m_iw, "split": split, "seed": seed,
                 "stderr": _value(bounds.std(ddof=1) / math.sqrt(m_iw)) if m_iw > 1 else None,
-                "description": f"IWAE lower bound on log p(x), nats per image, k={iw_k}",
+                "description": "IWAE lower bound on log p(x), nats per image",
             }
         else:
             skipped["iw_bound"] = "deterministic encoder: no q(z|x), hence no likelihood bound"

@@ -92,11 +92,19 @@ def reconstruction_grid(
 
 
 def interpolation_grid(
-    decode, z_start: torch.Tensor, z_end: torch.Tensor, steps: int = 10, pad: int = 2
+    decode,
+    z_start: torch.Tensor,
+    z_end: torch.Tensor,
+    steps: int = 10,
+    pad: int = 2,
+    start_images: np.ndarray | torch.Tensor | None = None,
+    end_images: np.ndarray | torch.Tensor | None = None,
 ) -> np.ndarray:
     """One row per pair of codes: decode((1 - t) z_start + t z_end) for t = 0 .. 1 in
     ``steps`` equal steps. ``decode`` maps codes (n, d) to images (n, C, H, W) in [0, 1];
-    z_start and z_end are (P, d). Row p is the path from z_start[p] to z_end[p]."""
+    z_start and z_end are (P, d). Row p is the path from z_start[p] to z_end[p], framed by
+    ``start_images[p]`` on the left and ``end_images[p]`` on the right when given (the WAE
+    paper's figure: the real images whose codes are interpolated)."""
     if z_start.shape != z_end.shape or z_start.ndim != 2:
         raise ValueError(
             "z_start and z_end must both be (P, d), got "
@@ -104,11 +112,19 @@ def interpolation_grid(
         )
     if steps < 2:
         raise ValueError(f"steps={steps} is invalid: an interpolation needs >= 2 steps")
+    p = z_start.shape[0]
     t = torch.linspace(0.0, 1.0, steps, device=z_start.device, dtype=z_start.dtype)
     # (P, steps, d) -> (P * steps, d), row-major so that each row of the grid is one path
     path = z_start[:, None, :] + t[None, :, None] * (z_end - z_start)[:, None, :]
-    images = decode(path.reshape(-1, z_start.shape[1]))
-    return image_grid(images, nrow=steps, pad=pad)
+    rows = to_uint8(decode(path.reshape(-1, z_start.shape[1])))
+    rows = rows.reshape(p, steps, *rows.shape[1:])
+    columns = [rows]
+    if start_images is not None:
+        columns.insert(0, to_uint8(start_images)[:, None])
+    if end_images is not None:
+        columns.append(to_uint8(end_images)[:, None])
+    framed = np.concatenate(columns, axis=1)  # (P, steps + frames, C, H, W)
+    return image_grid(framed.reshape(-1, *framed.shape[2:]), nrow=framed.shape[1], pad=pad)
 
 
 def png_bytes(array: np.ndarray) -> bytes:

@@ -1,0 +1,60 @@
+"""The report as a browser shows it: headless Chromium renders RUN_DIR/report.html."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from report_pages import decode_png, parse
+
+from waekit.report.html import METRIC_LABELS, format_value
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install -y chromium)"
+)
+
+
+def chromium(tmp_path, *args):
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    done = subprocess.run(
+        [CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_report_renders_with_metrics_and_images(evaluated_run, tmp_path):
+    run_dir, metrics = evaluated_run
+    url = (run_dir / "report.html").as_uri()
+
+    dom = chromium(tmp_path, "--dump-dom", url)
+    page = parse(dom)
+    assert 'id="metrics"' in dom
+    assert "Sharpness, real test images" in page.cells
+    for name, entry in metrics["metrics"].items():  # every metric, label then value
+        label = page.cells.index(METRIC_LABELS[name])
+        assert page.cells[label + 1] == format_value(entry["value"])
+    # no broken images: every <img> is an inline PNG that decodes
+    assert len(page.images) == 7
+    assert all(decode_png(src).size[0] > 100 for src in page.images)
+    assert page.external == []
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    shot.unlink(missing_ok=True)
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,3000", url)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
+    assert pixels.shape == (3000, 1200)
+    assert pixels.std() > 20  # not a blank page
+    dark = (pixels < 128).mean()
+    assert 0.01 < dark < 0.6  # text, tables and figures on a light page

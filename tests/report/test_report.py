@@ -1,0 +1,119 @@
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from report_pages import decode_png, parse
+from waekit_testruns import make_run
+
+from waekit.evaluate.fid import inception_available
+from waekit.report import compare_runs, plots, write_report
+from waekit.report.html import format_value
+
+pytestmark = pytest.mark.usefixtures("use_npz_loader")
+
+
+def test_report_is_self_contained_with_the_numbers(evaluated_run):
+    run_dir, metrics = evaluated_run
+    page = parse(run_dir / "report.html")
+    assert page.external == [] and "script" not in page.tags and "link" not in page.tags
+    # curves, samples, reconstructions, interpolations, scatter, box plots, histograms
+    assert len(page.images) == 7
+    sizes = [decode_png(uri).size for uri in page.images]
+    # 64 samples of 28x28 in 8 rows of 8 with 2-px padding: 8 * 30 + 2 = 242 px square
+    assert (242, 242) in sizes
+    # 32 reconstructions: 4 pairs of rows (real, reconstructed) of 8
+    assert (242, 8 * 30 + 2) in sizes
+    # 8 interpolation rows of 10 steps framed by the two real images
+    assert (12 * 30 + 2, 8 * 30 + 2) in sizes
+    text = " ".join(page.cells)
+    for name in ("recon_mse", "sharpness_test", "mmd2_codes_prior", "ot_codes_prior"):
+        assert format_value(metrics["metrics"][name]["value"]) in page.cells
+    if inception_available()[0]:
+        fid_cell = page.cells[page.cells.index("FID, prior samples") + 1]
+        assert fid_cell == format_value(metrics["metrics"]["fid_samples"]["value"])
+        assert "tf-2015-12-05" in text
+    html = (run_dir / "report.html").read_text()
+    assert "latent_dim: 2" in html and "Run config" in html
+    assert "metrics.json was absent" not in html
+
+
+def test_report_evaluates_a_run_without_metrics(tmp_path):
+    run_dir = make_run(tmp_path, "vae", "vae", net="mlp", mlp_hidden=(32,))
+    path = write_report(run_dir, device="cpu", fid=False, n=12)
+    assert path == run_dir / "report.html"
+    html = path.read_text()
+    assert "metrics.json was absent" in html and "FID off" in html
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["n"] == 12 and saved["skipped"]["fid"] == "disabled (fid=False)"
+    assert "IW bound on log p(x), nats" in html
+    assert all(decode_png(uri) for uri in parse(path).images)
+
+
+def test_compare_runs_tables_and_grids(evaluated_run, tmp_path):
+    run_a, metrics_a = evaluated_run
+    run_b = make_run(tmp_path, "vae-mlp", "vae", net="mlp", mlp_hidden=(32,))
+    md, page = compare_runs([run_a, run_b], tmp_path / "cmp", device="cpu", fid=False)
+    text = md.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| run | model | d | n | ")
+    assert rows[1].startswith("| wae-small | wae-mmd | 2 | 16 | ")
+    assert rows[2].startswith("| vae-mlp | vae | 2 | 40 | ")  # evaluated now: n capped at 40
+    assert rows[3].startswith("| real test images |")
+    header = [c.strip() for c in rows[0].strip("|").split("|")]
+    cells_a = [c.strip() for c in rows[1].strip("|").split("|")]
+    cells_b = [c.strip() for c in rows[2].strip("|").split("|")]
+    col = header.index("Reconstruction MSE per pixel")
+    assert cells_a[col] == format_value(metrics_a["metrics"]["recon_mse"]["value"])
+    col = header.index("IW bound on log p(x), nats")
+    assert cells_a[col] == "n/a" and float(cells_b[col]) < 0
+    assert "different n (16, 40)" in text and "vae-mlp: metrics.json was absent" in text
+    for i in (1, 2):
+        assert Image.open(tmp_path / "cmp" / f"samples-{i}.png").size == (242, 242)
+        assert f"](samples-{i}.png)" in text
+    parsed = parse(page)
+    assert parsed.external == [] and len(parsed.images) == 2
+    assert [decode_png(uri).size for uri in parsed.images] == [(242, 242)] * 2
+
+
+# -- plots -----------------------------------------------------------------------------------
+def _png(data):
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    return np.asarray(image.convert("L"))
+
+
+def test_training_curve_series_and_png():
+    records = [
+        {"kind": "train", "step": 1, "loss": 4.0, "mmd": -0.1, "lr": 1e-3, "note": "x"},
+        {"kind": "train", "step": 2, "loss": 2.0, "mmd": 0.2, "lr": 1e-3},
+        {"kind": "eval", "step": 2, "holdout_loss": 3.0},
+    ]
+    series = plots._series(records, "train")
+    assert sorted(series) == ["loss", "lr", "mmd"]
+    np.testing.assert_array_equal(series["loss"][0], [1.0, 2.0])
+    np.testing.assert_array_equal(series["mmd"][1], [-0.1, 0.2])
+    pixels = _png(plots.training_curves(records))
+    assert pixels.std() > 10  # drawn, not blank
+    assert plots.training_curves([]) is None
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 20])
+def test_code_figures_for_any_latent_size(d):
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(300, d))
+    labels = rng.integers(0, 4, 300)
+    for data in (plots.code_scatter(codes, labels), plots.code_scatter(codes),
+                 plots.latent_boxplots(codes, labels), plots.latent_boxplots(codes),
+                 plots.marginal_histograms(codes, prior_var=2.0)):
+        assert _png(data).std() > 10
+
+def test_per_dimension_figures_stop_at_max_panels():
+    rng = np.random.default_rng(0)
+    sixteen = _png(plots.marginal_histograms(rng.normal(size=(50, 16))))
+    forty = _png(plots.marginal_histograms(rng.normal(size=(50, 40))))
+    eight = _png(plots.marginal_histograms(rng.normal(size=(50, 8))))
+    assert plots.MAX_PANELS == 16
+    assert forty.shape == sixteen.shape  # 4 x 4 panels either way
+    assert eight.shape[0] < sixteen.shape[0]  # 2 rows instead of 4
