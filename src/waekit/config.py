@@ -404,7 +404,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    merged = {k: dict(v or {}) for k, v in raw.items()}
+    # A section that is not a mapping is left as it is for config_from_dict to reject.
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     for text in overrides:
         (section, key), value = parse_override(text)
         if section not in SECTIONS:
@@ -412,7 +413,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 f"unknown section '{section}' in override {text!r}; the sections are: "
                 f"{', '.join(SECTIONS)}"
             )
-        merged.setdefault(section, {})[key] = value
+        current = merged.get(section) or {}
+        if not isinstance(current, dict):
+            raise ConfigError(f"section '{section}' must be a mapping, got {current!r}")
+        merged[section] = {**current, key: value}
     return merged
 
 

@@ -1,0 +1,313 @@
+"""Configuration: per-model defaults, YAML round trips, dotted overrides, and teaching errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import waekit
+from waekit.config import (
+    MODEL_NAMES,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    make_model_config,
+    parse_override,
+    with_overrides,
+)
+
+# -- per-model defaults --------------------------------------------------------------------
+
+
+def test_model_defaults_follow_the_papers():
+    assert make_model_config("wae-mmd").lam == 10.0
+    assert make_model_config("wae-gan").lam == 1.0
+    assert make_model_config("aae").lam == 1.0
+    assert make_model_config("beta-vae").beta == 4.0
+    assert make_model_config("vae").beta == 1.0
+    assert make_model_config("ae").lam == 0.0
+    info = make_model_config("infovae")
+    assert (info.alpha, info.lam) == (1.0, 1000.0)  # the MMD-VAE
+    for name in ("vae", "beta-vae", "aae", "infovae"):
+        assert make_model_config(name).encoder == "gaussian", name
+    for name in ("ae", "wae-mmd", "wae-gan", "swae"):
+        assert make_model_config(name).encoder == "deterministic", name
+    for name in ("vae", "beta-vae", "infovae"):
+        assert make_model_config(name).recon == "bernoulli", name
+    wae = make_model_config("wae-mmd")
+    assert wae.kernel == "imq" and wae.scales == waekit.WAE_SCALES == (
+        0.1,
+        0.2,
+        0.5,
+        1.0,
+        2.0,
+        5.0,
+        10.0,
+    )
+    assert wae.latent_dim == 8 and wae.prior_var == 1.0 and wae.recon == "l2"
+
+
+def test_user_fields_override_model_defaults():
+    assert make_model_config("wae-gan", lam=3.0).lam == 3.0
+    assert make_model_config("beta-vae", beta=0.5).beta == 0.5
+    # A YAML section with only a name gets that model's defaults, not the dataclass's.
+    cfg = config_from_dict({"model": {"name": "wae-gan"}})
+    assert cfg.model.lam == 1.0
+
+
+def test_adversarial_flag():
+    assert make_model_config("wae-gan").adversarial and make_model_config("aae").adversarial
+    assert make_model_config("infovae", divergence="gan").adversarial
+    assert not make_model_config("infovae").adversarial
+    assert not make_model_config("wae-mmd").adversarial
+
+
+def test_train_defaults_follow_the_wae_paper():
+    train = TrainConfig()
+    assert train.batch_size == 100 and train.lr == 1e-3 and train.betas == (0.5, 0.999)
+    assert train.critic_lr == 5e-4
+    assert train.lr_milestones == (30.0, 50.0) and train.lr_factors == (0.5, 0.2)
+
+
+def test_configs_are_frozen():
+    cfg = RunConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.model.lam = 3.0  # type: ignore[misc]
+
+
+# -- YAML round trips ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_yaml_round_trip_for_every_model(name):
+    model = make_model_config(name, latent_dim=5, prior_var=2.0, scales=(0.5, 2.0))
+    cfg = RunConfig(model=model, train=TrainConfig(lr=3e-4, steps=7, grad_clip=1.5))
+    back = config_from_dict(yaml.safe_load(cfg.to_yaml()))
+    assert back == cfg
+    assert isinstance(back.model.scales, tuple) and isinstance(back.train.betas, tuple)
+
+
+def test_yaml_round_trip_of_the_defaults_and_to_dict():
+    cfg = RunConfig()
+    assert config_from_dict(yaml.safe_load(cfg.to_yaml())) == cfg
+    assert config_from_dict(cfg.to_dict()) == cfg
+    plain = cfg.to_dict()
+    assert set(plain) == {"model", "data", "train", "distributed"}
+    assert plain["model"]["scales"] == list(waekit.WAE_SCALES)  # plain lists, YAML-safe
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    name=st.sampled_from(["ae", "wae-mmd", "wae-gan", "swae"]),
+    latent_dim=st.integers(1, 128),
+    lam=st.floats(0, 1e4, allow_nan=False),
+    prior_var=st.floats(1e-3, 1e3, allow_nan=False),
+    lr=st.floats(1e-8, 1.0, allow_nan=False),
+    scales=st.lists(st.floats(1e-3, 1e3, allow_nan=False), min_size=1, max_size=7),
+    kernel=st.sampled_from(["imq", "rbf"]),
+)
+def test_yaml_round_trip_property(name, latent_dim, lam, prior_var, lr, scales, kernel):
+    model = make_model_config(
+        name,
+        latent_dim=latent_dim,
+        lam=lam,
+        prior_var=prior_var,
+        scales=tuple(scales),
+        kernel=kernel,
+    )
+    cfg = RunConfig(model=model, train=TrainConfig(lr=lr))
+    assert config_from_dict(yaml.safe_load(cfg.to_yaml())) == cfg
+
+
+def test_config_file_round_trip(tmp_path):
+    cfg = with_overrides(RunConfig(), ["model.name=wae-gan", "model.lam=2.0", "data.limit=50"])
+    path = tmp_path / "run.yaml"
+    path.write_text(cfg.to_yaml())
+    assert waekit.load_config(config_file=path) == cfg
+    assert waekit.load_config(config_file=path, overrides=["train.seed=3"]).train.seed == 3
+
+
+def test_exponent_numbers_in_yaml_are_numbers(tmp_path):
+    # PyYAML reads "1e-4" (no dot) as a string; a config file must still accept it.
+    assert yaml.safe_load("lr: 1e-4")["lr"] == "1e-4"
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  name: infovae\n  lam: 1E+3\ntrain:\n  lr: 1e-4\n  steps: 2e3\n")
+    cfg = waekit.load_config(config_file=path)
+    assert cfg.train.lr == 1e-4 and cfg.model.lam == 1000.0 and cfg.train.steps == 2000
+    assert with_overrides(cfg, ["train.critic_lr=5e-5"]).train.critic_lr == 5e-5
+    with pytest.raises(waekit.ConfigError, match="train.steps"):
+        with_overrides(cfg, ["train.steps=2.5e0"])
+
+
+def test_every_preset_loads():
+    names = waekit.preset_names()
+    for name in names:
+        cfg = waekit.load_config(preset=name)
+        assert isinstance(cfg, RunConfig)
+        assert config_from_dict(yaml.safe_load(cfg.to_yaml())) == cfg
+
+
+# -- dotted overrides ----------------------------------------------------------------------
+
+
+def test_parse_override_reads_yaml_values():
+    assert parse_override("model.lam=5") == (["model", "lam"], 5)
+    assert parse_override("model.scales=[1, 2.5]") == (["model", "scales"], [1, 2.5])
+    assert parse_override("data.root=null") == (["data", "root"], None)
+    assert parse_override("data.path=") == (["data", "path"], None)
+    assert parse_override("model.kernel=rbf") == (["model", "kernel"], "rbf")
+
+
+def test_apply_overrides_merges_into_sections_without_mutating():
+    raw = {"model": {"name": "wae-mmd", "lam": 10.0}}
+    merged = apply_overrides(raw, ["model.lam=3", "train.batch_size=64", "model.scales=[1]"])
+    assert raw == {"model": {"name": "wae-mmd", "lam": 10.0}}
+    assert merged == {
+        "model": {"name": "wae-mmd", "lam": 3, "scales": [1]},
+        "train": {"batch_size": 64},
+    }
+    cfg = config_from_dict(merged)
+    assert cfg.model.lam == 3.0 and isinstance(cfg.model.lam, float)
+    assert cfg.model.scales == (1.0,) and cfg.train.batch_size == 64
+
+
+def test_with_overrides_changes_only_the_named_fields():
+    base = RunConfig()
+    cfg = with_overrides(
+        base,
+        [
+            "model.kernel=rbf",
+            "train.betas=[0.9, 0.99]",
+            "data.image_size=32",
+            "distributed.sync_batch_norm=true",
+        ],
+    )
+    assert cfg.model.kernel == "rbf" and cfg.train.betas == (0.9, 0.99)
+    assert cfg.data.image_size == 32 and cfg.distributed.sync_batch_norm is True
+    assert (
+        dataclasses.replace(
+            cfg,
+            model=dataclasses.replace(cfg.model, kernel="imq"),
+            train=dataclasses.replace(cfg.train, betas=(0.5, 0.999)),
+            data=dataclasses.replace(cfg.data, image_size=None),
+            distributed=dataclasses.replace(cfg.distributed, sync_batch_norm=False),
+        )
+        == base
+    )
+    assert with_overrides(base, []) == base
+
+
+@pytest.mark.parametrize(
+    "override,needles",
+    [
+        ("model.foo=1", ["model.foo"]),
+        ("optim.lr=1", ["optim"]),
+        ("lam=1", ["section.key"]),
+        ("model.lam", ["section.key=value"]),
+        ("model.lam.x=1", ["model.lam.x"]),
+        ("model.lam=[1, 2", ["not valid YAML"]),
+        ("model.lam=-2", ["model.lam", "-2"]),
+        ("model.latent_dim=eight", ["model.latent_dim", "'eight'"]),
+    ],
+)
+def test_bad_overrides_raise_naming_the_key(override, needles):
+    with pytest.raises(waekit.ConfigError) as info:
+        with_overrides(RunConfig(), [override])
+    for needle in needles:
+        assert needle in str(info.value), (needle, str(info.value))
+
+
+# -- unknown keys and wrong types ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw,needles",
+    [
+        ({"model": {"lamda": 1.0}}, ["model.lamda", "lam"]),  # lists the valid keys
+        ({"train": {"learning_rate": 1.0}}, ["train.learning_rate"]),
+        ({"data": {"nmae": "mnist"}}, ["data.nmae"]),
+        ({"optimizer": {}}, ["optimizer"]),
+        ({"model": {"latent_dim": "8"}}, ["model.latent_dim", "'8'", "integer"]),
+        ({"model": {"latent_dim": 8.5}}, ["model.latent_dim", "8.5"]),
+        ({"model": {"latent_dim": True}}, ["model.latent_dim", "True"]),
+        ({"model": {"lam": "ten"}}, ["model.lam", "'ten'", "number"]),
+        ({"model": {"lam": True}}, ["model.lam", "True"]),
+        ({"model": {"batch_norm": "yes"}}, ["model.batch_norm", "'yes'"]),
+        ({"model": {"kernel": 3}}, ["model.kernel", "3", "string"]),
+        ({"model": {"scales": ["a"]}}, ["model.scales", "'a'"]),
+        ({"train": {"betas": [0.5]}}, ["train.betas", "length"]),
+        ({"train": {"batch_size": 1}}, ["train.batch_size", "1"]),
+        ({"train": {"precision": "fp8"}}, ["train.precision", "'fp8'"]),
+        ({"model": 5}, ["model", "mapping"]),
+        ({"model": {"name": "wae"}}, ["model.name", "'wae'"]),
+    ],
+)
+def test_bad_config_raises_naming_the_key(raw, needles):
+    with pytest.raises(waekit.ConfigError) as info:
+        config_from_dict(raw)
+    for needle in needles:
+        assert needle in str(info.value), (needle, str(info.value))
+
+
+def test_numbers_are_coerced_to_the_field_type():
+    cfg = config_from_dict({"model": {"latent_dim": 16.0, "lam": 5, "scales": 2}})
+    assert cfg.model.latent_dim == 16 and isinstance(cfg.model.latent_dim, int)
+    assert cfg.model.lam == 5.0 and isinstance(cfg.model.lam, float)
+    assert cfg.model.scales == (2.0,)
+
+
+def test_config_error_is_a_value_error_and_a_waekit_error():
+    with pytest.raises(ValueError):
+        make_model_config("wae-mmd", lam=-1.0)
+    assert issubclass(waekit.ConfigError, waekit.WaekitError)
+
+
+def test_direct_construction_validates_too():
+    with pytest.raises(waekit.ConfigError, match="model.kernel='gaussian'"):
+        ModelConfig(kernel="gaussian")
+    with pytest.raises(waekit.ConfigError, match="vae needs a gaussian encoder"):
+        ModelConfig(name="vae")
+
+
+def test_infovae_weight_constraints():
+    # The peer library's defaults (alpha = 0, lambda = 1e-3) make the MMD weight negative.
+    with pytest.raises(waekit.ConfigError) as info:
+        make_model_config("infovae", alpha=0.0, lam=1e-3)
+    message = str(info.value)
+    assert "alpha + lam >= 1" in message and "alpha=0.0" in message and "lam=0.001" in message
+    with pytest.raises(waekit.ConfigError, match=r"model.alpha=1.5"):
+        make_model_config("infovae", alpha=1.5)
+    # The boundary alpha + lam = 1 is allowed (no divergence term), as is a negative alpha.
+    make_model_config("infovae", alpha=0.0, lam=1.0)
+    make_model_config("infovae", alpha=-1.0, lam=3.0)
+
+
+def test_load_config_errors(tmp_path):
+    with pytest.raises(waekit.ConfigError, match="does not exist"):
+        waekit.load_config(config_file=tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [1, 2\n")
+    with pytest.raises(waekit.ConfigError, match="not valid YAML"):
+        waekit.load_config(config_file=bad)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(waekit.ConfigError, match="mapping"):
+        waekit.load_config(config_file=listing)
+    with pytest.raises(waekit.ConfigError, match="unknown preset 'nope'"):
+        waekit.load_config(preset="nope")
+    with pytest.raises(waekit.ConfigError, match="not both"):
+        waekit.load_config(preset="quickstart", config_file=bad)
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("model: 5\n")
+    for overrides in ([], ["model.lam=1"]):
+        with pytest.raises(waekit.ConfigError, match="section 'model' must be a mapping"):
+            waekit.load_config(config_file=flat, overrides=overrides)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert waekit.load_config(config_file=empty) == config_from_dict({})
