@@ -14,7 +14,7 @@ import torch
 import waekit
 from waekit.checkpoint import load_checkpoint
 from waekit.config import RunConfig, config_from_dict
-from waekit.errors import CheckpointError, ConfigError, TrainingDiverged
+from waekit.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted
 from waekit.train import DeviceBatches, Trainer, lr_factor
 
 
@@ -97,7 +97,7 @@ def test_resume_gives_the_same_weights_as_not_stopping(tmp_path, name, net):
         return out
 
     stopped.train_step = step_then_signal
-    with pytest.raises(KeyboardInterrupt, match="SIGTERM received: checkpoint saved at step 5"):
+    with pytest.raises(TrainingInterrupted, match="SIGTERM received: checkpoint saved at step 5"):
         stopped.fit()
     resumed = _trainer(_config(name, net), tmp_path / "b", resume=True)
     assert resumed.step == 5

@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from waekit.errors import WaekitError
+from waekit.errors import TrainingInterrupted, WaekitError
 
 app = typer.Typer(
     help=(
@@ -73,8 +73,14 @@ def train(
         bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    report: Annotated[
+        bool, typer.Option(help="When training ends, evaluate and write RUN_DIR/report.html.")
+    ] = True,
 ) -> None:
-    """Train a model. With no options: the quickstart preset into runs/quickstart."""
+    """Train a model, then evaluate it and write its report.
+
+    With no options: the quickstart preset (WAE-MMD on MNIST, small conv net) into
+    runs/quickstart."""
     from waekit.train import train as run_training
 
     name = preset or (config.stem if config else "quickstart")
@@ -87,8 +93,16 @@ def train(
         resume=resume,
         progress=progress,
     )
-    if run is not None:
-        typer.echo(f"run folder: {run.dir}  (next: waekit report {run.dir})")
+    if run is None:  # not the main process of a distributed run
+        return
+    typer.echo(f"run folder: {run.dir}")
+    if report:
+        from waekit.report import write_report
+
+        # FID needs Inception features: minutes on a GPU, far longer on a CPU, where the
+        # report skips it (run `waekit evaluate` for it).
+        on_gpu = run.device.type == "cuda"
+        typer.echo(f"report: {write_report(run.dir, device=str(run.device), fid=on_gpu)}")
 
 
 def _config_or_none(config: Path | None, overrides: list[str]):
@@ -240,7 +254,7 @@ def report(run_dir: RunDir, device: Device = "auto") -> None:
 @app.command()
 def compare(
     run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run folders.")],
-    out: Annotated[Path, typer.Option(help="Folder for compare.md and compare.html.")] = Path(
+    out: Annotated[Path, typer.Option(help="Folder for comparison.md and comparison.html.")] = Path(
         "compare"
     ),
 ) -> None:
@@ -265,26 +279,26 @@ _mount_data()
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app, printing waekit's own errors without a traceback."""
     try:
-        app(args=argv, prog_name="waekit", standalone_mode=False)
+        # Not standalone: click returns an exit code (130 for Ctrl-C) instead of exiting.
+        code = app(args=argv, prog_name="waekit", standalone_mode=False)
+    except TrainingInterrupted as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.YELLOW)
+        return exc.exit_code
     except WaekitError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         return 1
-    except KeyboardInterrupt as exc:
-        message = str(exc) or "interrupted"
-        typer.secho(message, err=True, fg=typer.colors.YELLOW)
-        return 130
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
         return 1
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
+    except Exception as exc:
+        # Usage errors (unknown option, missing argument) know how to show themselves.
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -21,3 +21,9 @@ class CheckpointError(WaekitError, ValueError):
 
 class TrainingDiverged(WaekitError, RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(WaekitError):
+    """SIGINT or SIGTERM stopped training after its checkpoint was saved."""
+
+    exit_code = 130

@@ -36,7 +36,12 @@ from tqdm import tqdm
 from waekit import distributed as dist
 from waekit.checkpoint import load_checkpoint, save_checkpoint
 from waekit.config import RunConfig, TrainConfig
-from waekit.errors import CheckpointError, ConfigError, TrainingDiverged
+from waekit.errors import (
+    CheckpointError,
+    ConfigError,
+    TrainingDiverged,
+    TrainingInterrupted,
+)
 from waekit.io import atomic_write_text
 from waekit.models import LatentAutoEncoder, Posterior, model_from_config, save_model
 from waekit.run import CONFIG_FILE, METRICS_FILE, MODEL_FILE, Run, load_run, resolve_device
@@ -508,7 +513,7 @@ class Trainer:
                     self._stop_signal = self._stop_signal or signal.SIGTERM
                     self._checkpoint()
                     name = signal.Signals(self._stop_signal).name
-                    raise KeyboardInterrupt(
+                    raise TrainingInterrupted(
                         f"{name} received: checkpoint saved at step {self.step} "
                         f"in {self.ckpt_dir}; "
                         f"continue with --resume"
