@@ -29,31 +29,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-
-@dataclass
-class Images:
-    images: np.ndarray
-    labels: np.ndarray | None = None
-    note: str | None = None
-
-    @property
-    def image_shape(self):
-        return tuple(self.images.shape[1:])
+from waekit.data import ImageSet
 
 
-def _images(n: int, channels: int, size: int) -> Images:
+def _images(n: int, channels: int, size: int) -> ImageSet:
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:size, 0:size]
     cy, cx = rng.uniform(size / 4, 3 * size / 4, (2, n, 1, 1))
     img = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (size / 3) ** 2)
     img = np.repeat(img[:, None], channels, axis=1)
-    return Images((img * 255).astype(np.uint8))
+    return ImageSet((img * 255).astype(np.uint8), None, "bench", "train", "generated")
 
 
 def _config(args: argparse.Namespace):

@@ -16,12 +16,11 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from blobs import blobs
 from safetensors.torch import load_file, save_file
 
 import waekit
@@ -34,24 +33,7 @@ STEPS = 4
 ATOL = 1e-5
 
 
-@dataclass
-class Images:
-    images: np.ndarray
-    labels: np.ndarray | None = None
-    note: str | None = None
-
-    @property
-    def image_shape(self):
-        return tuple(self.images.shape[1:])
-
-
-def _data(n: int = 96, seed: int = 0) -> Images:
-    """Smooth random blobs, the same in every process."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:12, 0:12]
-    cy, cx = rng.uniform(3, 9, (2, n, 1, 1))
-    img = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 6.0)
-    return Images((img[:, None] * 255).astype(np.uint8), rng.integers(0, 3, n))
+_data = blobs
 
 
 def _config(name: str, global_batch: bool = True, net: str = "mlp", **train) -> RunConfig:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import math
 import signal
-from dataclasses import dataclass
 
-import numpy as np
 import pytest
 import torch
+from blobs import blobs
 
 import waekit
 from waekit.checkpoint import load_checkpoint
@@ -17,25 +16,7 @@ from waekit.config import RunConfig, config_from_dict
 from waekit.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted
 from waekit.train import DeviceBatches, Trainer, lr_factor
 
-
-@dataclass
-class Images:
-    images: np.ndarray
-    labels: np.ndarray | None = None
-    note: str | None = None
-
-    @property
-    def image_shape(self):
-        return tuple(self.images.shape[1:])
-
-
-def _data(n: int = 96, seed: int = 0) -> Images:
-    """Smooth random blobs: real-looking enough for a loss to go down."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:12, 0:12]
-    cy, cx = rng.uniform(3, 9, (2, n, 1, 1))
-    img = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 6.0)
-    return Images((img[:, None] * 255).astype(np.uint8), rng.integers(0, 3, n))
+_data = blobs
 
 
 def _config(name: str = "wae-mmd", net: str = "mlp", **train) -> RunConfig:
