@@ -203,6 +203,22 @@ def test_with_overrides_changes_only_the_named_fields():
     assert with_overrides(base, []) == base
 
 
+def test_changing_the_model_name_takes_the_new_models_defaults():
+    wae = waekit.load_config(preset="wae-mmd-mnist", overrides=["model.latent_dim=16"])
+    vae = with_overrides(wae, ["model.name=vae"])
+    # The same as naming the new model from the start, with the departures carried over:
+    # the preset's net and the changed latent_dim; the VAE's own encoder, cost and beta.
+    assert vae.model == waekit.make_model_config(
+        "vae", net="conv", latent_dim=16, kernel="imq", scales=wae.model.scales
+    )
+    assert vae.model.encoder == "gaussian" and vae.model.recon == "bernoulli"
+    assert wae.model.encoder == "deterministic" and wae.model.recon == "l2"
+    # An override given together with the new name wins over both sets of defaults.
+    assert with_overrides(wae, ["model.name=vae", "model.recon=l2"]).model.recon == "l2"
+    # Back to the original model: the original config again.
+    assert with_overrides(vae, ["model.name=wae-mmd"]).model == wae.model
+
+
 @pytest.mark.parametrize(
     "override,needles",
     [

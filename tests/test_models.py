@@ -494,3 +494,9 @@ def test_load_model_errors(tmp_path):
     save_tensors(small.state_dict(), mixed, {"waekit_model": json.dumps(meta)})
     with pytest.raises(waekit.CheckpointError, match="do not fit"):
         waekit.load_model(mixed)
+
+
+def test_critic_logits_without_a_critic_names_the_model():
+    model = waekit.build_model("wae-mmd", net="small", latent_dim=4)
+    with pytest.raises(waekit.ConfigError, match="'wae-mmd' has no latent critic"):
+        model.critic_logits(torch.zeros(3, 4))

@@ -270,7 +270,15 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DistributedConfig:
-    """Multi-process training (torchrun). Ignored in a single process."""
+    """Multi-process training (torchrun). Ignored in a single process.
+
+    ``global_batch_objective`` (default): the regulariser (MMD, critic, sliced distance) is
+    computed on the codes of the whole global batch, gathered from every process, so K
+    processes at batch n/K train exactly as one at batch n. False: each process estimates it
+    on its own n/K codes: the MMD^2 estimate stays unbiased but has more variance, the
+    sliced-Wasserstein one is biased upward (about K times more), and the critic sees
+    smaller batches (docs/distributed.md).
+    """
 
     global_batch_objective: bool = True
     sync_batch_norm: bool = False
@@ -460,7 +468,20 @@ def load_config(
 
 
 def with_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
-    return config_from_dict(apply_overrides(config.to_dict(), overrides))
+    """``config`` with dotted overrides applied. When they change ``model.name``, the new
+    model starts from its own defaults: of the old model's fields only those that depart
+    from the old model's defaults (a changed latent_dim, net, ...) carry over."""
+    raw = config.to_dict()
+    merged = apply_overrides(raw, overrides)
+    new_name = merged["model"].get("name", config.model.name)
+    if new_name != config.model.name:
+        old_defaults = _to_plain(dataclasses.asdict(make_model_config(config.model.name)))
+        given = {k for text in overrides for (s, k), _ in [parse_override(text)] if s == "model"}
+        merged["model"] = {
+            k: v for k, v in merged["model"].items()
+            if k in given or k == "name" or v != old_defaults.get(k)
+        }
+    return config_from_dict(merged)
 
 
 __all__ = [

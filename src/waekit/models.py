@@ -23,7 +23,7 @@ from torch import nn
 
 from waekit import divergences as dv
 from waekit.config import ModelConfig, make_model_config
-from waekit.errors import CheckpointError
+from waekit.errors import CheckpointError, ConfigError
 from waekit.nets import LatentCritic, build_networks
 
 __all__ = [
@@ -130,7 +130,11 @@ class LatentAutoEncoder(nn.Module):
     def critic_logits(self, z: torch.Tensor) -> torch.Tensor:
         """Critic logits; with ``critic_log_prior`` the prior's log-density is added
         (the WAE code's option: the critic then only has to learn log q(z) - log p(z))."""
-        assert self.critic is not None
+        if self.critic is None:
+            raise ConfigError(
+                f"model.name={self.config.name!r} has no latent critic; critic_logits needs an "
+                "adversarial model (wae-gan, aae, or infovae with divergence=gan)"
+            )
         logits = self.critic(z)
         if self.config.critic_log_prior:
             logits = logits + dv.gaussian_log_density(z.float(), self.config.prior_var)
