@@ -269,12 +269,15 @@ def test_presets_match_the_wae_paper():
     )
     assert (gan.train.lr, gan.train.critic_lr, gan.model.recon_scale) == (3e-4, 1e-3, 0.05)
     one_d = waekit.load_config(preset="wae-gan-mnist-1d")
+    # Seed 004's lambda = 0.001 against a per-pixel MEAN squared error is 0.784 against the
+    # per-image SUM used here; its decoder has no batch norm.
     assert (one_d.model.latent_dim, one_d.model.lam, one_d.model.prior_var, one_d.train.lr) == (
         1,
-        1e-3,
+        pytest.approx(1e-3 * 28 * 28),
         4.0,
         8e-5,
     )
+    assert one_d.model.batch_norm is False and one_d.train.batch_size == 218
     assert set(waekit.preset_names()) >= {
         "quickstart",
         "vae-mnist",
