@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
                   image_size=d.image_size, path=d.path)
     train_set = load_dataset(d.name, split="train", limit=d.limit, **kwargs)
     test_set = load_dataset(d.name, split=d.test_split, **kwargs)
-    to_float = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float().div_(255.0)  # noqa: E731
+    to_float = lambda a: torch.from_numpy(np.array(a, dtype=np.uint8)).float().div_(255.0)  # noqa: E731
     train_x = to_float(train_set.images)
     eval_x = to_float(test_set.images[: max(config.train.holdout, config.train.batch_size)])
 

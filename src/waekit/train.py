@@ -223,7 +223,10 @@ class Trainer:
             )
         self.ddp = dist.wrap(_AutoEncoderPass(self.model), self.world)
 
-        images = torch.from_numpy(np.ascontiguousarray(train_set.images)).to(self.device)
+        array = np.ascontiguousarray(train_set.images)
+        if not array.flags.writeable:  # a read-only memory map: torch wants its own copy
+            array = array.copy()
+        images = torch.from_numpy(array).to(self.device)
         self.batches = DeviceBatches(
             images, cfg.batch_size, cfg.seed, self.world.rank, self.world.size
         )
@@ -245,7 +248,7 @@ class Trainer:
         n = self.config.train.holdout
         if n == 0 or self.test_set is None:
             return None
-        images = np.ascontiguousarray(self.test_set.images[:n])
+        images = np.array(self.test_set.images[:n], dtype=np.uint8)  # a copy: maps are read-only
         return torch.from_numpy(images).to(self.device).float().div_(255.0)
 
     def _compiled(self, fn: Callable) -> Callable:
@@ -420,6 +423,7 @@ class Trainer:
                 continue
         atomic_write_text(path, "".join(line + "\n" for line in keep))
 
+    @torch.no_grad()
     @torch.no_grad()
     def holdout_loss(self) -> float | None:
         """Mean loss on the fixed held-out test images, with a fixed noise seed."""

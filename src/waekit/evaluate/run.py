@@ -104,7 +104,7 @@ class _Collector:
 
 
 def _to_float(images_u8: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images_u8)).to(device).float().div_(255.0)
+    return torch.from_numpy(np.array(images_u8, dtype=np.uint8)).to(device).float().div_(255.0)
 
 
 def _decode(model, codes: torch.Tensor, batch_size: int, keep: int) -> _Images:
