@@ -122,6 +122,12 @@ def _worker(scenario: str, out: Path) -> None:
 
 
 # -- launching -------------------------------------------------------------------------------
+#: Failures of the local sockets that torchrun and gloo open (a port taken between
+#: _free_port and the bind, a connection reset under load), not of the code under test.
+NETWORK_ERRORS = ("EADDRINUSE", "address already in use", "Connection reset by peer",
+                  "Connection refused", "DistNetworkError")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -248,7 +254,12 @@ def test_killed_rank_leaves_a_checkpoint_that_resumes_on_two_or_one_processes(tm
     resumed = _trainer(_kill_config(), one, resume=True)
     assert resumed.step == meta["step"]
     resumed.fit()
-    assert proc.wait(timeout=120) == 0, _log(two, "resume")
+    code = proc.wait(timeout=120)
+    if code != 0 and any(s in _log(two, "resume") for s in NETWORK_ERRORS):
+        first = _log(two, "resume")  # the launch failed on a socket, not in waekit: once more
+        code = _torchrun("resume", two).wait(timeout=120)
+        assert code == 0, first + "\n--- second launch ---\n" + _log(two, "resume")
+    assert code == 0, _log(two, "resume")
     assert _max_diff(dict(resumed.model.state_dict()), expected) < ATOL
     assert _max_diff(_weights(two / "model.safetensors"), expected) < ATOL
     last = load_checkpoint(two / "checkpoints" / "last.safetensors", model, {})
