@@ -31,16 +31,15 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from waekit.config import RunConfig, load_config
-from waekit.data import load_dataset
+from waekit.generate import to_float
 from waekit.io import atomic_write_text
 from waekit.models import LatentAutoEncoder, model_from_config, save_model
 from waekit.run import CONFIG_FILE, METRICS_FILE, MODEL_FILE
-from waekit.train import lr_factor
+from waekit.train import _load_data, lr_factor
 
 SUPPORTED = ("vae", "wae-mmd")
 
@@ -156,14 +155,13 @@ def main(argv: list[str] | None = None) -> None:
     if config.train.steps is not None or config.train.epochs != round(config.train.epochs):
         raise SystemExit("pythae trains whole epochs: give train.epochs as an integer, no steps")
 
-    d = config.data
-    kwargs = dict(root=d.root, download=d.download, fallback=d.fallback,
-                  image_size=d.image_size, path=d.path)
-    train_set = load_dataset(d.name, split="train", limit=d.limit, **kwargs)
-    test_set = load_dataset(d.name, split=d.test_split, **kwargs)
-    to_float = lambda a: torch.from_numpy(np.array(a, dtype=np.uint8)).float().div_(255.0)  # noqa: E731
-    train_x = to_float(train_set.images)
-    eval_x = to_float(test_set.images[: max(config.train.holdout, config.train.batch_size)])
+    train_set, test_set = _load_data(config)  # the data `waekit train` reads for this config
+    if test_set is None:
+        raise SystemExit(f"data.test_split={config.data.test_split!r} could not be read: "
+                         "pythae's evaluation set is the first test images")
+    cpu = torch.device("cpu")
+    train_x = to_float(train_set.images, cpu)
+    eval_x = to_float(test_set.images[: max(config.train.holdout, config.train.batch_size)], cpu)
 
     torch.manual_seed(config.train.seed)  # the same initial weights as `waekit train`
     model = model_from_config(config.model, train_set.image_shape)

@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from waekit.evaluate.run import read_metrics_json  # noqa: E402
-from waekit.generate import encode  # noqa: E402
+from waekit.generate import encode, to_float  # noqa: E402
 from waekit.report.grids import image_grid, interpolation_grid, reconstruction_grid  # noqa: E402
 from waekit.run import load_run  # noqa: E402
 
@@ -49,10 +49,6 @@ COLUMNS = (  # (metric, header, digits)
 )
 
 
-def _images(run, images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).to(run.device).float() / 255.0
-
-
 @torch.inference_mode()
 def _grids(run, test: np.ndarray, rng_seed: int = 0) -> dict[str, np.ndarray]:
     model = run.model.eval()
@@ -60,8 +56,8 @@ def _grids(run, test: np.ndarray, rng_seed: int = 0) -> dict[str, np.ndarray]:
     pick = rng.choice(len(test), size=16, replace=False)
     ends = rng.choice(len(test), size=8, replace=False)
     samples = model.decode(model.sample_prior(64, torch.Generator().manual_seed(rng_seed)))
-    real = _images(run, test[pick])
-    a, b = _images(run, test[ends[:4]]), _images(run, test[ends[4:]])
+    real = to_float(test[pick], run.device)
+    a, b = to_float(test[ends[:4]], run.device), to_float(test[ends[4:]], run.device)
     return {
         "samples": image_grid(samples, nrow=8),
         "recon": reconstruction_grid(real, model.reconstruct(real), nrow=8),
@@ -101,16 +97,14 @@ def _fmt(value, digits: int) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
-def _table(root: Path, names: list[str], times: dict) -> list[str]:
+def _table(runs: dict, n_train: int, times: dict) -> list[str]:
     head = ["run", *[h for _, h, _ in COLUMNS], "train (s)", "images/s", "evaluate (s)"]
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     real = None
-    for name in names:
-        result = read_metrics_json(root / name) or {"metrics": {}}
+    for name, run in runs.items():
+        result = read_metrics_json(run.dir) or {"metrics": {}}
         m = result["metrics"]
         real = real or m.get("sharpness_test")
-        run = load_run(root / name, device="cpu")
-        n_train = len(run.dataset("train").images)
         train_s, eval_s = times.get(name, (None, None))
         rate = None if train_s is None else n_train * run.config.train.epochs / train_s
         lines.append("| " + " | ".join(
@@ -170,10 +164,12 @@ def main(argv: list[str] | None = None) -> None:
                  if (args.runs / f"{m}-{key}" / "config.yaml").is_file()]
         if not names:
             continue
+        runs = {n: load_run(args.runs / n, device="cpu") for n in names}
+        first = runs[names[0]]  # every run of a data set reads the same images
         print(f"\n### {title}\n")
-        print("\n".join(_table(args.runs, names, times)))
-        test = np.asarray(load_run(args.runs / names[0], device="cpu").dataset().images)
-        grids = {n: _grids(load_run(args.runs / n, device="cpu"), test) for n in names}
+        print("\n".join(_table(runs, len(first.dataset("train").images), times)))
+        test = np.asarray(first.dataset().images)
+        grids = {n: _grids(run, test) for n, run in runs.items()}
         for kind in ("samples", "recon", "interp"):
             _panel([(n, g[kind]) for n, g in grids.items()], args.out / f"{kind}-{key}.png")
     if (args.runs / "wae-gan-mnist-1d" / "config.yaml").is_file():

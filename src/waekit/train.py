@@ -42,6 +42,7 @@ from waekit.errors import (
     TrainingDiverged,
     TrainingInterrupted,
 )
+from waekit.generate import to_float
 from waekit.io import atomic_write_text
 from waekit.models import LatentAutoEncoder, Posterior, model_from_config, save_model
 from waekit.run import CONFIG_FILE, METRICS_FILE, MODEL_FILE, Run, load_run, resolve_device
@@ -248,8 +249,7 @@ class Trainer:
         n = self.config.train.holdout
         if n == 0 or self.test_set is None:
             return None
-        images = np.array(self.test_set.images[:n], dtype=np.uint8)  # a copy: maps are read-only
-        return torch.from_numpy(images).to(self.device).float().div_(255.0)
+        return to_float(self.test_set.images[:n], self.device)
 
     def _compiled(self, fn: Callable) -> Callable:
         mode = self.config.train.compile
@@ -423,7 +423,6 @@ class Trainer:
                 continue
         atomic_write_text(path, "".join(line + "\n" for line in keep))
 
-    @torch.no_grad()
     @torch.no_grad()
     def holdout_loss(self) -> float | None:
         """Mean loss on the fixed held-out test images, with a fixed noise seed."""

@@ -35,6 +35,7 @@ from waekit.evaluate.fid import (
     gaussian_statistics,
     inception_available,
 )
+from waekit.generate import to_float
 
 __all__ = ["evaluate_run", "read_metrics_json", "METRICS_JSON", "default_n"]
 
@@ -103,10 +104,6 @@ class _Collector:
         return _Images(np.concatenate(self.u8), head, np.concatenate(self.sharp))
 
 
-def _to_float(images_u8: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.array(images_u8, dtype=np.uint8)).to(device).float().div_(255.0)
-
-
 def _decode(model, codes: torch.Tensor, batch_size: int, keep: int) -> _Images:
     device = next(model.parameters()).device
     out = _Collector(keep)
@@ -119,7 +116,7 @@ def _encode(model, images_u8: np.ndarray, batch_size: int) -> torch.Tensor:
     """Posterior means (n, d) on the CPU in float64."""
     device = next(model.parameters()).device
     codes = [
-        model.encode(_to_float(images_u8[s : s + batch_size], device)).double().cpu()
+        model.encode(to_float(images_u8[s : s + batch_size], device)).double().cpu()
         for s in range(0, images_u8.shape[0], batch_size)
     ]
     return torch.cat(codes)
@@ -139,7 +136,7 @@ def _reconstruct(model, real_u8: np.ndarray, batch_size: int, keep: int) -> _Rec
     codes, cost, mse = [], [], []
     out = _Collector(keep)
     for s in range(0, real_u8.shape[0], batch_size):
-        x = _to_float(real_u8[s : s + batch_size], device)
+        x = to_float(real_u8[s : s + batch_size], device)
         z = model.encode(x)
         logits = model.decode_logits(z).float()
         recon = torch.sigmoid(logits)
@@ -308,7 +305,7 @@ def evaluate_run(
             gen = _torch_generator(seed, "iw")
             bounds = np.concatenate([
                 mx.importance_weighted_bound(
-                    model, _to_float(real_u8[s : min(s + bs, m_iw)], dev), iw_k, gen
+                    model, to_float(real_u8[s : min(s + bs, m_iw)], dev), iw_k, gen
                 )
                 for s in range(0, m_iw, bs)
             ])
