@@ -106,19 +106,30 @@ def _trainer(pmodel, train_x: torch.Tensor, eval_x: torch.Tensor, config: RunCon
     class Log(TrainingCallback):
         def on_log(self, training_config, logs, **kwargs):
             epoch = kwargs["global_step"]
-            records.append({"kind": "train", "step": epoch * steps_per_epoch, "epoch": epoch,
-                            "loss": logs["train_epoch_loss"]})
+            records.append(
+                {
+                    "kind": "train",
+                    "step": epoch * steps_per_epoch,
+                    "epoch": epoch,
+                    "loss": logs["train_epoch_loss"],
+                }
+            )
             if "eval_epoch_loss" in logs:
-                records.append({"kind": "eval", "step": epoch * steps_per_epoch,
-                                "holdout_loss": logs["eval_epoch_loss"]})
+                records.append(
+                    {
+                        "kind": "eval",
+                        "step": epoch * steps_per_epoch,
+                        "holdout_loss": logs["eval_epoch_loss"],
+                    }
+                )
 
     class WaeScheduleTrainer(BaseTrainer):
         """pythae steps its scheduler once per epoch; the preset's schedule is per epoch too."""
 
         def set_scheduler(self):
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-                self.optimizer, lambda epoch: lr_factor(t, epoch * steps_per_epoch,
-                                                        steps_per_epoch, 0)
+                self.optimizer,
+                lambda epoch: lr_factor(t, epoch * steps_per_epoch, steps_per_epoch, 0),
             )
 
     tconf = BaseTrainerConfig(
@@ -157,8 +168,10 @@ def main(argv: list[str] | None = None) -> None:
 
     train_set, test_set = _load_data(config)  # the data `waekit train` reads for this config
     if test_set is None:
-        raise SystemExit(f"data.test_split={config.data.test_split!r} could not be read: "
-                         "pythae's evaluation set is the first test images")
+        raise SystemExit(
+            f"data.test_split={config.data.test_split!r} could not be read: "
+            "pythae's evaluation set is the first test images"
+        )
     cpu = torch.device("cpu")
     train_x = to_float(train_set.images, cpu)
     eval_x = to_float(test_set.images[: max(config.train.holdout, config.train.batch_size)], cpu)

@@ -61,8 +61,9 @@ def _grids(run, test: np.ndarray, rng_seed: int = 0) -> dict[str, np.ndarray]:
     return {
         "samples": image_grid(samples, nrow=8),
         "recon": reconstruction_grid(real, model.reconstruct(real), nrow=8),
-        "interp": interpolation_grid(model.decode, model.encode(a), model.encode(b), steps=8,
-                                     start_images=a, end_images=b),
+        "interp": interpolation_grid(
+            model.decode, model.encode(a), model.encode(b), steps=8, start_images=a, end_images=b
+        ),
     }
 
 
@@ -71,13 +72,19 @@ def _panel(grids: list[tuple[str, np.ndarray]], path: Path) -> None:
     rows = -(-len(grids) // cols)
     h, w = grids[0][1].shape[:2]
     scale = 2.4 / max(h, w) * 1.0
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * w * scale, rows * (h * scale + 0.3)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cols * w * scale, rows * (h * scale + 0.3)), squeeze=False
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, (name, grid) in zip(axes.flat, grids, strict=False):
-        ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0,
-                  vmax=255, interpolation="nearest")
+        ax.imshow(
+            grid.squeeze(-1) if grid.shape[-1] == 1 else grid,
+            cmap="gray",
+            vmin=0,
+            vmax=255,
+            interpolation="nearest",
+        )
         ax.set_title(name, fontsize=9)
     fig.tight_layout(pad=0.3)
     fig.savefig(path, dpi=110)
@@ -107,10 +114,15 @@ def _table(runs: dict, n_train: int, times: dict) -> list[str]:
         real = real or m.get("sharpness_test")
         train_s, eval_s = times.get(name, (None, None))
         rate = None if train_s is None else n_train * run.config.train.epochs / train_s
-        lines.append("| " + " | ".join(
-            [name]
-            + [_fmt(m.get(k, {}).get("value"), d) for k, _, d in COLUMNS]
-            + [_fmt(train_s, 0), _fmt(rate, 0), _fmt(eval_s, 0)]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [name]
+                + [_fmt(m.get(k, {}).get("value"), d) for k, _, d in COLUMNS]
+                + [_fmt(train_s, 0), _fmt(rate, 0), _fmt(eval_s, 0)]
+            )
+            + " |"
+        )
     if real is not None:
         cells = ["real test images"] + ["" for _ in COLUMNS] + ["", "", ""]
         cells[1 + [k for k, _, _ in COLUMNS].index("sharpness_samples")] = _fmt(real["value"], 4)
@@ -148,8 +160,10 @@ def _one_d(root: Path, out: Path) -> None:
     plt.close(fig)
     medians = {k: float(np.median(codes[labels == k])) for k in range(10)}
     order = sorted(medians, key=medians.get)
-    print(f"1-D codes: labels ordered by median code: {order}; "
-          f"medians {[round(medians[k], 2) for k in order]}")
+    print(
+        f"1-D codes: labels ordered by median code: {order}; "
+        f"medians {[round(medians[k], 2) for k in order]}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -160,8 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     times = _times(args.runs)
     for key, title in DATASETS.items():
-        names = [f"{m}-{key}" for m in ORDER
-                 if (args.runs / f"{m}-{key}" / "config.yaml").is_file()]
+        names = [
+            f"{m}-{key}" for m in ORDER if (args.runs / f"{m}-{key}" / "config.yaml").is_file()
+        ]
         if not names:
             continue
         runs = {n: load_run(args.runs / n, device="cpu") for n in names}

@@ -235,8 +235,18 @@ def test_missing_or_corrupt_run_folder_is_a_clear_error(tmp_path, capsys):
 def test_help_explains_every_command(capsys):
     code, out, _ = cli_in_process(capsys, "--help")
     assert code == 0
-    for command in ("train", "sample", "reconstruct", "interpolate", "encode", "evaluate",
-                    "report", "compare", "data", "presets"):
+    for command in (
+        "train",
+        "sample",
+        "reconstruct",
+        "interpolate",
+        "encode",
+        "evaluate",
+        "report",
+        "compare",
+        "data",
+        "presets",
+    ):
         assert command in out
         code, sub, _ = cli_in_process(capsys, command, "--help")
         assert code == 0 and "Usage: waekit " + command in " ".join(sub.split())

@@ -124,8 +124,13 @@ def _worker(scenario: str, out: Path) -> None:
 # -- launching -------------------------------------------------------------------------------
 #: Failures of the local sockets that torchrun and gloo open (a port taken between
 #: _free_port and the bind, a connection reset under load), not of the code under test.
-NETWORK_ERRORS = ("EADDRINUSE", "address already in use", "Connection reset by peer",
-                  "Connection refused", "DistNetworkError")
+NETWORK_ERRORS = (
+    "EADDRINUSE",
+    "address already in use",
+    "Connection reset by peer",
+    "Connection refused",
+    "DistNetworkError",
+)
 
 
 def _free_port() -> int:

@@ -213,8 +213,12 @@ def test_one_dimensional_preset_keeps_its_decoder_out_of_saturation(tmp_path, ba
     cfg = waekit.load_config(
         preset="wae-gan-mnist-1d",
         overrides=[
-            f"data.root={tmp_path / 'data'}", "data.download=false", "data.fallback=true",
-            "train.steps=30", "train.holdout=0", "train.log_every=1000",
+            f"data.root={tmp_path / 'data'}",
+            "data.download=false",
+            "data.fallback=true",
+            "train.steps=30",
+            "train.holdout=0",
+            "train.log_every=1000",
             f"model.batch_norm={str(batch_norm).lower()}",
         ],
     )

@@ -478,7 +478,8 @@ def with_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
         old_defaults = _to_plain(dataclasses.asdict(make_model_config(config.model.name)))
         given = {k for text in overrides for (s, k), _ in [parse_override(text)] if s == "model"}
         merged["model"] = {
-            k: v for k, v in merged["model"].items()
+            k: v
+            for k, v in merged["model"].items()
             if k in given or k == "name" or v != old_defaults.get(k)
         }
     return config_from_dict(merged)

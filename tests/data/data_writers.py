@@ -64,14 +64,31 @@ def py2_batch_bytes(data: np.ndarray, labels: list[int]) -> bytes:
 
     raw = data.tobytes()
     return (
-        b"\x80\x02}(" + string(b"data")
-        + b"cnumpy.core.multiarray\n_reconstruct\n" + b"cnumpy\nndarray\n"
-        + b"K\x00\x85" + string(b"b") + b"\x87R"
-        + b"(K\x01" + int_(data.shape[0]) + int_(data.shape[1]) + b"\x86"
-        + b"cnumpy\ndtype\n" + string(b"u1") + b"K\x00K\x01\x87R"
-        + b"(K\x03" + string(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
-        + b"\x89T" + struct.pack("<I", len(raw)) + raw + b"tb"
-        + string(b"labels") + b"](" + b"".join(b"K" + bytes([v]) for v in labels) + b"eu."
+        b"\x80\x02}("
+        + string(b"data")
+        + b"cnumpy.core.multiarray\n_reconstruct\n"
+        + b"cnumpy\nndarray\n"
+        + b"K\x00\x85"
+        + string(b"b")
+        + b"\x87R"
+        + b"(K\x01"
+        + int_(data.shape[0])
+        + int_(data.shape[1])
+        + b"\x86"
+        + b"cnumpy\ndtype\n"
+        + string(b"u1")
+        + b"K\x00K\x01\x87R"
+        + b"(K\x03"
+        + string(b"|")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+        + b"\x89T"
+        + struct.pack("<I", len(raw))
+        + raw
+        + b"tb"
+        + string(b"labels")
+        + b"]("
+        + b"".join(b"K" + bytes([v]) for v in labels)
+        + b"eu."
     )
 
 
@@ -96,8 +113,9 @@ def jpeg_bytes(pixels: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def write_celeba(folder: Path, colours: list[tuple[int, int, int]], parts: list[int],
-                 as_zip: bool = False) -> list[str]:
+def write_celeba(
+    folder: Path, colours: list[tuple[int, int, int]], parts: list[int], as_zip: bool = False
+) -> list[str]:
     """The official layout: images (folder or zip) and list_eval_partition.txt."""
     names = [f"{i:06d}.jpg" for i in range(1, len(colours) + 1)]
     folder.mkdir(parents=True, exist_ok=True)

@@ -21,10 +21,20 @@ from waekit.errors import DataError
 
 
 def test_names_splits_and_arguments(offline: Path) -> None:
-    assert DATASET_NAMES == ("mnist", "fashion-mnist", "celeba", "cifar10", "folder", "npz",
-                             "digits")
-    with pytest.raises(DataError, match=r"unknown data set 'svhn'; the data sets are: mnist, "
-                       r"fashion-mnist, celeba, cifar10, folder, npz, digits"):
+    assert DATASET_NAMES == (
+        "mnist",
+        "fashion-mnist",
+        "celeba",
+        "cifar10",
+        "folder",
+        "npz",
+        "digits",
+    )
+    with pytest.raises(
+        DataError,
+        match=r"unknown data set 'svhn'; the data sets are: mnist, "
+        r"fashion-mnist, celeba, cifar10, folder, npz, digits",
+    ):
         load_dataset("svhn")
     with pytest.raises(DataError, match=r"mnist has no split 'val'; its splits are: train, test"):
         load_dataset("mnist", "val")
@@ -43,8 +53,9 @@ def test_data_root_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert data_root() == Path.home() / ".cache" / "waekit" / "data"
 
 
-def test_system_folder_is_searched(offline: Path, monkeypatch: pytest.MonkeyPatch,
-                                   tmp_path: Path) -> None:
+def test_system_folder_is_searched(
+    offline: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     system = tmp_path / "usr-share-datasets-fashion-mnist"
     write_idx_split(system, "test", *small_digits(6))
     monkeypatch.setitem(datasets.SYSTEM_DIRS, "fashion-mnist", [system])
@@ -91,8 +102,11 @@ def test_verify_cifar_and_celeba(offline: Path) -> None:
 
     write_celeba(offline / "celeba", [(255, 0, 0), (0, 255, 0), (0, 0, 255)], [0, 1, 2])
     report = verify_dataset("celeba")
-    assert {s: v["count"] for s, v in report["splits"].items()} == {"train": 1, "valid": 1,
-                                                                     "test": 1}
+    assert {s: v["count"] for s, v in report["splits"].items()} == {
+        "train": 1,
+        "valid": 1,
+        "test": 1,
+    }
     assert abs(report["splits"]["train"]["pixel_mean"] - 85.0) < 1.0  # (255 + 0 + 0) / 3
     (offline / "celeba" / "img_align_celeba" / "000002.jpg").write_bytes(b"broken")
     with pytest.raises(DataError, match=r"000002.jpg cannot be decoded as an image"):
@@ -100,8 +114,11 @@ def test_verify_cifar_and_celeba(offline: Path) -> None:
 
 
 def test_verify_needs_the_files(offline: Path) -> None:
-    with pytest.raises(DataError, match=r"put train-images-idx3-ubyte.gz and "
-                       r"train-labels-idx1-ubyte.gz .*Downloads are off"):
+    with pytest.raises(
+        DataError,
+        match=r"put train-images-idx3-ubyte.gz and "
+        r"train-labels-idx1-ubyte.gz .*Downloads are off",
+    ):
         verify_dataset("mnist")
     with pytest.raises(DataError, match=r"npz reads your files"):
         verify_dataset("npz")

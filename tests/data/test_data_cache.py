@@ -71,8 +71,9 @@ def test_damaged_cache_is_ignored(offline: Path, release: dict) -> None:
     assert not isinstance(ds.images, np.memmap) and np.array_equal(ds.images[:, 0], release["test"])
 
 
-def test_failed_write_leaves_the_old_cache(offline: Path, release: dict,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_leaves_the_old_cache(
+    offline: Path, release: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     prepare_dataset("mnist", image_size=28)
     record = offline / "mnist" / "prepared" / "train-28px.json"
     old_record = record.read_text()

@@ -85,8 +85,11 @@ def test_bad_partition_line(offline: Path) -> None:
     write_celeba(offline / "celeba", COLOURS, PARTS)
     partition = offline / "celeba" / "list_eval_partition.txt"
     partition.write_text("000001.jpg 0\n000002.jpg 7\n")
-    with pytest.raises(DataError, match=r"list_eval_partition.txt, line 2: expected '<image file> "
-                       r"<0\|1\|2>' .* got '000002.jpg 7'"):
+    with pytest.raises(
+        DataError,
+        match=r"list_eval_partition.txt, line 2: expected '<image file> "
+        r"<0\|1\|2>' .* got '000002.jpg 7'",
+    ):
         load_dataset("celeba", "train")
 
 

@@ -95,14 +95,22 @@ def test_not_the_expected_structure(tmp_path: Path) -> None:
     cases = {
         "list": ([1, 2, 3], r"expected a dict .* got a list"),
         "nokey": ({b"labels": [0]}, r"the key 'data' is missing"),
-        "shape": ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]},
-                  r'b"data" must be a \(N, 3072\) uint8 array, got uint8 \(2, 100\)'),
-        "dtype": ({b"data": np.zeros((2, 3072), np.float32), b"labels": [0, 1]},
-                  r"got float32 \(2, 3072\)"),
-        "count": ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]},
-                  r'b"labels" must hold 2 ints \(one per image\), got int64 \(1,\)'),
-        "range": ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]},
-                  r"labels must be in 0..9, found 0..10"),
+        "shape": (
+            {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]},
+            r'b"data" must be a \(N, 3072\) uint8 array, got uint8 \(2, 100\)',
+        ),
+        "dtype": (
+            {b"data": np.zeros((2, 3072), np.float32), b"labels": [0, 1]},
+            r"got float32 \(2, 3072\)",
+        ),
+        "count": (
+            {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]},
+            r'b"labels" must hold 2 ints \(one per image\), got int64 \(1,\)',
+        ),
+        "range": (
+            {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]},
+            r"labels must be in 0..9, found 0..10",
+        ),
     }
     for name, (obj, pattern) in cases.items():
         path = tmp_path / name
@@ -140,7 +148,12 @@ def test_tarball_is_extracted_safely(offline: Path, tmp_path: Path) -> None:
     assert np.array_equal(ds.images, test)
     assert not tarball.exists()  # extracted, then removed
     assert sorted(p.name for p in (offline / "cifar10" / "cifar-10-batches-py").iterdir()) == [
-        "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
     ]
     assert not (offline / "escaped").exists() and not (offline / "cifar10" / "escaped").exists()
     assert np.array_equal(load_dataset("cifar10", "train", download=False).images, train)

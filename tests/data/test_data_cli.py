@@ -48,8 +48,9 @@ def test_errors_go_to_stderr_with_exit_code_1(offline: Path) -> None:
 def test_prepare_then_list(offline: Path) -> None:
     write_idx_split(offline / "mnist", "train", *small_digits(10))
     write_idx_split(offline / "mnist", "test", *small_digits(5))
-    result = runner.invoke(data_app, ["prepare", "mnist", "--root", str(offline),
-                                      "--image-size", "16"])
+    result = runner.invoke(
+        data_app, ["prepare", "mnist", "--root", str(offline), "--image-size", "16"]
+    )
     assert result.exit_code == 0, result.output
     assert str(offline / "mnist" / "prepared" / "train-16px.json") in result.stdout
     listing = runner.invoke(data_app, ["list", "--root", str(offline)])

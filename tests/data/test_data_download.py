@@ -77,8 +77,9 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-def test_download_with_good_checksums(shared_data: Path, server: _Server, offline: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_with_good_checksums(
+    shared_data: Path, server: _Server, offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in T10K:
         server.files[name] = (shared_data / "mnist" / name).read_bytes()
     _mirrors(monkeypatch, "mnist", f"{server.url}/good/")
@@ -91,8 +92,9 @@ def test_download_with_good_checksums(shared_data: Path, server: _Server, offlin
     assert len(server.hits) == 2
 
 
-def test_checksum_mismatch_leaves_no_file(shared_data: Path, server: _Server, offline: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checksum_mismatch_leaves_no_file(
+    shared_data: Path, server: _Server, offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # the shared train images are a 10,000-image rebuild: not the official bytes
     served = (shared_data / "mnist" / "train-images-idx3-ubyte.gz").read_bytes()
     server.files["train-images-idx3-ubyte.gz"] = served
@@ -106,8 +108,9 @@ def test_checksum_mismatch_leaves_no_file(shared_data: Path, server: _Server, of
     assert _leftovers(offline / "mnist") == []
 
 
-def test_interrupted_transfer_leaves_no_file(server: _Server, offline: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_transfer_leaves_no_file(
+    server: _Server, offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server.files["t10k-labels-idx1-ubyte.gz"] = b"x" * 100_000
     _mirrors(monkeypatch, "mnist", f"{server.url}/cut/")
     with pytest.raises(DataError) as info:
@@ -118,8 +121,9 @@ def test_interrupted_transfer_leaves_no_file(server: _Server, offline: Path,
     assert _leftovers(offline / "mnist") == []
 
 
-def test_stalled_server_times_out(server: _Server, offline: Path,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stalled_server_times_out(
+    server: _Server, offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server.files["t10k-labels-idx1-ubyte.gz"] = b"x" * 10
     _mirrors(monkeypatch, "mnist", f"{server.url}/slow/")
     monkeypatch.setattr(dl, "TIMEOUT_S", 0.3)
@@ -130,20 +134,27 @@ def test_stalled_server_times_out(server: _Server, offline: Path,
     assert _leftovers(offline / "mnist") == []
 
 
-def test_mirrors_are_tried_in_order(server: _Server, offline: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mirrors_are_tried_in_order(
+    server: _Server, offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = b"labels!"
     server.files["t10k-labels-idx1-ubyte.gz"] = data
     monkeypatch.setitem(dl.MD5["mnist"], "t10k-labels-idx1-ubyte.gz", hashlib.md5(data).hexdigest())
-    _mirrors(monkeypatch, "mnist", f"{server.url}/missing-dir/", f"{server.url}/cut/",
-             f"{server.url}/good/")
+    _mirrors(
+        monkeypatch,
+        "mnist",
+        f"{server.url}/missing-dir/",
+        f"{server.url}/cut/",
+        f"{server.url}/good/",
+    )
     path = dl.fetch("mnist", "t10k-labels-idx1-ubyte.gz", offline / "mnist")
     assert path.read_bytes() == data
     assert [h.split("/")[1] for h in server.hits] == ["missing-dir", "cut", "good"]
 
 
-def test_environment_mirror_comes_first(server: _Server, offline: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_mirror_comes_first(
+    server: _Server, offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = b"labels from the site mirror"
     server.files["t10k-labels-idx1-ubyte.gz"] = data
     monkeypatch.setitem(dl.MD5["mnist"], "t10k-labels-idx1-ubyte.gz", hashlib.md5(data).hexdigest())
@@ -156,15 +167,18 @@ def test_offline_error_names_folder_and_files(offline: Path) -> None:
     with pytest.raises(DataError) as info:
         load_dataset("mnist", "train")
     message = str(info.value)
-    assert f"put train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz (gzip or unpacked) in " \
-           f"{offline / 'mnist'}" in message
+    assert (
+        f"put train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz (gzip or unpacked) in "
+        f"{offline / 'mnist'}" in message
+    )
     assert "Download failed" in message and "refused" in message.lower()
     assert "fallback=True" in message
     assert _leftovers(offline / "mnist") == []
 
 
-def test_cifar_tarball_download(server: _Server, offline: Path,
-                                monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_cifar_tarball_download(
+    server: _Server, offline: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     staging = tmp_path / "staging"
     test_images = np.random.default_rng(3).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
     for i in range(1, 6):
@@ -175,8 +189,9 @@ def test_cifar_tarball_download(server: _Server, offline: Path,
         for f in sorted(staging.iterdir()):
             tar.add(f, arcname=f"cifar-10-batches-py/{f.name}")
     server.files["cifar-10-python.tar.gz"] = buffer.getvalue()
-    monkeypatch.setitem(dl.MD5["cifar10"], "cifar-10-python.tar.gz",
-                        hashlib.md5(buffer.getvalue()).hexdigest())
+    monkeypatch.setitem(
+        dl.MD5["cifar10"], "cifar-10-python.tar.gz", hashlib.md5(buffer.getvalue()).hexdigest()
+    )
     _mirrors(monkeypatch, "cifar10", f"{server.url}/good/")
     paths = download_dataset("cifar10")
     assert [p.name for p in paths] == [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]

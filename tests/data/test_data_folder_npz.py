@@ -106,11 +106,18 @@ def test_sixteen_bit_grey_is_scaled(tmp_path: Path) -> None:
 def test_mixed_sizes_need_image_size(tmp_path: Path) -> None:
     _png(tmp_path / "a.png", _grey(1, (16, 16)))
     _png(tmp_path / "b.png", _grey(1, (10, 12)))
-    with pytest.raises(DataError, match=r"2 different sizes \(e.g. b.png is 12x10, a.png is "
-                       r"16x16\); pass image_size"):
+    with pytest.raises(
+        DataError,
+        match=r"2 different sizes \(e.g. b.png is 12x10, a.png is "
+        r"16x16\); pass image_size",
+    ):
         load_dataset("folder", "all", path=str(tmp_path))
     assert load_dataset("folder", "all", path=str(tmp_path), image_size=8).images.shape == (
-        2, 1, 8, 8)
+        2,
+        1,
+        8,
+        8,
+    )
 
 
 def test_empty_and_missing_folders(tmp_path: Path) -> None:
@@ -151,8 +158,9 @@ def _npz(path: Path, **arrays: np.ndarray) -> str:
 def test_npz_layouts(tmp_path: Path, layout: str) -> None:
     base = np.random.default_rng(1).integers(0, 256, (5, 3, 6, 7), dtype=np.uint8)  # N C H W
     stored = {"nhw": base[:, 0], "nhwc": base.transpose(0, 2, 3, 1), "nchw": base}[layout]
-    ds = load_dataset("npz", "all", path=_npz(tmp_path / "x.npz", images=stored,
-                                              labels=np.arange(5)))
+    ds = load_dataset(
+        "npz", "all", path=_npz(tmp_path / "x.npz", images=stored, labels=np.arange(5))
+    )
     expected = base[:, :1] if layout == "nhw" else base
     assert np.array_equal(ds.images, expected) and ds.images.flags.c_contiguous
     assert ds.labels.dtype == np.int64 and ds.labels.tolist() == [0, 1, 2, 3, 4]
@@ -178,16 +186,22 @@ def test_npz_splits_limit_and_size(tmp_path: Path) -> None:
     ("arrays", "pattern"),
     [
         ({"pixels": np.zeros((2, 4, 4), np.uint8)}, r"has no 'images' array \(keys: pixels\)"),
-        ({"images": np.full((1, 4, 4), 1.5)},
-         r"float images must lie in \[0, 1\], found \[1.5, 1.5\]"),
+        (
+            {"images": np.full((1, 4, 4), 1.5)},
+            r"float images must lie in \[0, 1\], found \[1.5, 1.5\]",
+        ),
         ({"images": np.full((1, 4, 4), np.nan)}, r"contain NaN or infinite values"),
         ({"images": np.full((1, 4, 4), 300)}, r"integer images must lie in 0..255, found 300..300"),
         ({"images": np.zeros((2, 5, 4, 4), np.uint8)}, r"no channel axis of length 1 or 3"),
         ({"images": np.zeros((4, 4), np.uint8)}, r"must be \(N, H, W\), .* got shape \(4, 4\)"),
-        ({"images": np.zeros((2, 4, 4), np.uint8), "labels": np.arange(3)},
-         r"'labels' must be 2 integers \(one per image\), got int64 \(3,\)"),
-        ({"images": np.zeros((2, 4, 4), np.uint8), "labels": np.array([0.5, 1.0])},
-         r"'labels' must be 2 integers"),
+        (
+            {"images": np.zeros((2, 4, 4), np.uint8), "labels": np.arange(3)},
+            r"'labels' must be 2 integers \(one per image\), got int64 \(3,\)",
+        ),
+        (
+            {"images": np.zeros((2, 4, 4), np.uint8), "labels": np.array([0.5, 1.0])},
+            r"'labels' must be 2 integers",
+        ),
     ],
 )
 def test_npz_bad_arrays(tmp_path: Path, arrays: dict, pattern: str) -> None:

@@ -8,8 +8,18 @@ import numpy as np
 
 from waekit.data import load_dataset, verify_dataset
 
-MNIST_TEST_COUNTS = {0: 980, 1: 1135, 2: 1032, 3: 1010, 4: 982, 5: 892, 6: 958, 7: 1028, 8: 974,
-                     9: 1009}
+MNIST_TEST_COUNTS = {
+    0: 980,
+    1: 1135,
+    2: 1032,
+    3: 1010,
+    4: 982,
+    5: 892,
+    6: 958,
+    7: 1028,
+    8: 974,
+    9: 1009,
+}
 
 
 def test_mnist_test_is_the_official_split(shared_data: Path) -> None:

@@ -55,8 +55,14 @@ def make_run(
     config = RunConfig(model=model.config, data=DataConfig(name="npz", path=str(npz)))
     (run_dir / "config.yaml").write_text(config.to_yaml())
     lines = [
-        {"kind": "train", "step": step, "loss": 60.0 / step, "recon": 50.0 / step,
-         "mmd": 0.1 / step, "lr": 1e-3}
+        {
+            "kind": "train",
+            "step": step,
+            "loss": 60.0 / step,
+            "recon": 50.0 / step,
+            "mmd": 0.1 / step,
+            "lr": 1e-3,
+        }
         for step in (10, 20, 30, 40)
     ] + [{"kind": "eval", "step": 40, "holdout_loss": 2.0}]
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))

@@ -27,7 +27,11 @@ def evaluated_run(tmp_path_factory):
         patch_npz_loader(mp)
         run_dir = make_run(root, "wae-small", "wae-mmd")
         metrics = evaluate_run(
-            run_dir, n=16, device="cpu", fid=inception_available()[0], ot_n=16,
+            run_dir,
+            n=16,
+            device="cpu",
+            fid=inception_available()[0],
+            ot_n=16,
             cache_dir=root / "cache",
         )
         write_report(run_dir, device="cpu")

@@ -82,8 +82,9 @@ def test_interpolation_grid_endpoints_and_midpoint():
     # Framed by the real images: one more column on each side.
     real_a = np.full((2, 1, 2, 2), 7, dtype=np.uint8)
     real_b = np.full((2, 1, 2, 2), 9, dtype=np.uint8)
-    grid = interpolation_grid(decode, z0, z1, steps=3, pad=1, start_images=real_a,
-                              end_images=real_b)
+    grid = interpolation_grid(
+        decode, z0, z1, steps=3, pad=1, start_images=real_a, end_images=real_b
+    )
     assert grid.shape == (2 * 3 + 1, 5 * 3 + 1, 1)
     assert [grid[4, 1 + 3 * c, 0] for c in range(5)] == [7, 255, 128, 0, 9]
 

@@ -104,10 +104,15 @@ def test_code_figures_for_any_latent_size(d):
     rng = np.random.default_rng(0)
     codes = rng.normal(size=(300, d))
     labels = rng.integers(0, 4, 300)
-    for data in (plots.code_scatter(codes, labels), plots.code_scatter(codes),
-                 plots.latent_boxplots(codes, labels), plots.latent_boxplots(codes),
-                 plots.marginal_histograms(codes, prior_var=2.0)):
+    for data in (
+        plots.code_scatter(codes, labels),
+        plots.code_scatter(codes),
+        plots.latent_boxplots(codes, labels),
+        plots.latent_boxplots(codes),
+        plots.marginal_histograms(codes, prior_var=2.0),
+    ):
         assert _png(data).std() > 10
+
 
 def test_per_dimension_figures_stop_at_max_panels():
     rng = np.random.default_rng(0)

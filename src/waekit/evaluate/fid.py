@@ -399,8 +399,12 @@ def cached_real_statistics(
     stats = gaussian_statistics(extractor.features(x, batch_size))
     buf = io.BytesIO()
     np.savez(
-        buf, mu=stats.mu, root=stats.root, n=np.int64(stats.n),
-        key=np.str_(key), protocol=np.str_(json.dumps(extractor.protocol, sort_keys=True)),
+        buf,
+        mu=stats.mu,
+        root=stats.root,
+        n=np.int64(stats.n),
+        key=np.str_(key),
+        protocol=np.str_(json.dumps(extractor.protocol, sort_keys=True)),
     )
     atomic_write_bytes(path, buf.getvalue())
     return stats

@@ -69,7 +69,10 @@ def sharpness_per_image(images: np.ndarray | torch.Tensor) -> np.ndarray:
         raise ValueError(f"sharpness needs images of at least 3x3 pixels, got {h}x{w}")
     # 'valid' 3x3 stencil: centre -4, the four neighbours +1
     lap = (
-        grey[:, :-2, 1:-1] + grey[:, 2:, 1:-1] + grey[:, 1:-1, :-2] + grey[:, 1:-1, 2:]
+        grey[:, :-2, 1:-1]
+        + grey[:, 2:, 1:-1]
+        + grey[:, 1:-1, :-2]
+        + grey[:, 1:-1, 2:]
         - 4.0 * grey[:, 1:-1, 1:-1]
     )
     return lap.reshape(n, -1).var(axis=1)

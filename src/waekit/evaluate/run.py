@@ -159,8 +159,12 @@ def _gmm_images(
     k = max(1, min(components, m // (2 * model.config.latent_dim + 2)))
     gmm = mx.fit_latent_gmm(codes, n_components=k, seed=seed)
     z = torch.from_numpy(mx.sample_latent_gmm(gmm, n, seed=seed))
-    protocol = {"fitted_on": f"{m} posterior means of train images", "components": k,
-                "covariance": "full", "seed": seed}
+    protocol = {
+        "fitted_on": f"{m} posterior means of train images",
+        "components": k,
+        "covariance": "full",
+        "seed": seed,
+    }
     return _decode(model, z, batch_size, keep=0), protocol
 
 
@@ -225,8 +229,13 @@ def evaluate_run(
     result: dict[str, Any] = {
         "format": FORMAT,
         "run": str(Path(run_dir)),
-        "model": {"name": mcfg.name, "latent_dim": mcfg.latent_dim, "encoder": mcfg.encoder,
-                  "recon": mcfg.recon, "prior_var": mcfg.prior_var},
+        "model": {
+            "name": mcfg.name,
+            "latent_dim": mcfg.latent_dim,
+            "encoder": mcfg.encoder,
+            "recon": mcfg.recon,
+            "prior_var": mcfg.prior_var,
+        },
         "data": {"name": data_name, "split": split, "size": int(images.shape[0])},
         "n": n,
         "n_requested": n_requested,
@@ -253,27 +262,43 @@ def evaluate_run(
             skipped["gmm"] = f"the GMM sampler needs the train split: {exc}"
 
         cost_name = (
-            f"{mcfg.recon_scale:g} x squared L2 summed over pixels" if mcfg.recon == "l2"
+            f"{mcfg.recon_scale:g} x squared L2 summed over pixels"
+            if mcfg.recon == "l2"
             else "binary cross-entropy summed over pixels"
         )
-        out["recon_cost"] = {"value": _value(rec.cost.mean()), **subset,
-                             "description": f"training cost per image: {cost_name}"}
-        out["recon_mse"] = {"value": _value(rec.mse.mean()), **subset,
-                            "description": "mean squared error per pixel, pixels in [0, 1]"}
+        out["recon_cost"] = {
+            "value": _value(rec.cost.mean()),
+            **subset,
+            "description": f"training cost per image: {cost_name}",
+        }
+        out["recon_mse"] = {
+            "value": _value(rec.mse.mean()),
+            **subset,
+            "description": "mean squared error per pixel, pixels in [0, 1]",
+        }
 
-        sharp = {"test": mx.sharpness_per_image(real_u8), "samples": samples.sharpness,
-                 "reconstructions": rec.images.sharpness}
+        sharp = {
+            "test": mx.sharpness_per_image(real_u8),
+            "samples": samples.sharpness,
+            "reconstructions": rec.images.sharpness,
+        }
         if gmm is not None:
             sharp["gmm_samples"] = gmm.sharpness
         for what, values in sharp.items():
-            out[f"sharpness_{what}"] = {"value": _value(values.mean()), **subset,
-                                        "description": SHARPNESS}
+            out[f"sharpness_{what}"] = {
+                "value": _value(values.mean()),
+                **subset,
+                "description": SHARPNESS,
+            }
 
         result["code_statistics"] = {**mx.code_statistics(rec.codes), "split": split, "seed": seed}
         prior = model.sample_prior(mmd_m, _torch_generator(seed, "mmd")).double().cpu()
         mmd = dv.mmd2(rec.codes[:mmd_m], prior, mcfg.kernel, mcfg.scales, mcfg.prior_var)
         out["mmd2_codes_prior"] = {
-            "value": _value(mmd), "n": mmd_m, "split": split, "seed": seed,
+            "value": _value(mmd),
+            "n": mmd_m,
+            "split": split,
+            "seed": seed,
             "description": f"unbiased MMD^2, {mcfg.kernel} kernel at scales {list(mcfg.scales)} "
             f"x 2 d prior_var, test codes vs N(0, {mcfg.prior_var:g} I) draws",
         }
@@ -284,18 +309,21 @@ def evaluate_run(
             real_head = real_u8[:ot_m].astype(np.float64) / 255.0
             w_samples = mx.exact_ot_distance(samples.head, real_head)
             out["ot_samples_test"] = {
-                "value": _value(w_samples), **ot,
+                "value": _value(w_samples),
+                **ot,
                 "description": "exact W_2 between prior samples and test images, "
                 "images as vectors of pixels in [0, 1] (POT emd2)",
             }
             w_recon = mx.exact_ot_distance(rec.images.head, real_head)
             out["ot_reconstructions_test"] = {
-                "value": _value(w_recon), **ot,
+                "value": _value(w_recon),
+                **ot,
                 "description": "exact W_2 between test reconstructions and test images",
             }
             prior = model.sample_prior(ot_m, _torch_generator(seed, "ot")).double().cpu()
             out["ot_codes_prior"] = {
-                "value": _value(mx.exact_ot_distance(rec.codes[:ot_m], prior)), **ot,
+                "value": _value(mx.exact_ot_distance(rec.codes[:ot_m], prior)),
+                **ot,
                 "description": f"exact W_2 between test codes and N(0, {mcfg.prior_var:g} I) draws",
             }
 
@@ -303,14 +331,20 @@ def evaluate_run(
             m_iw = min(iw_n or (1000 if dev.type == "cuda" else 100), n)
             log.info("IW bound, k=%d on %d images", iw_k, m_iw)
             gen = _torch_generator(seed, "iw")
-            bounds = np.concatenate([
-                mx.importance_weighted_bound(
-                    model, to_float(real_u8[s : min(s + bs, m_iw)], dev), iw_k, gen
-                )
-                for s in range(0, m_iw, bs)
-            ])
+            bounds = np.concatenate(
+                [
+                    mx.importance_weighted_bound(
+                        model, to_float(real_u8[s : min(s + bs, m_iw)], dev), iw_k, gen
+                    )
+                    for s in range(0, m_iw, bs)
+                ]
+            )
             out["iw_bound"] = {
-                "value": _value(bounds.mean()), "k": iw_k, "n": m_iw, "split": split, "seed": seed,
+                "value": _value(bounds.mean()),
+                "k": iw_k,
+                "n": m_iw,
+                "split": split,
+                "seed": seed,
                 "stderr": _value(bounds.std(ddof=1) / math.sqrt(m_iw)) if m_iw > 1 else None,
                 "description": "IWAE lower bound on log p(x), nats per image",
             }
@@ -322,8 +356,13 @@ def evaluate_run(
         skipped["fid"] = reason
     else:
         extractor = InceptionFeatures(dev)
-        protocol = {**extractor.protocol, "n": n, "split": split, "seed": seed,
-                    "reference": f"{n} random {data_name} {split} images"}
+        protocol = {
+            **extractor.protocol,
+            "n": n,
+            "split": split,
+            "seed": seed,
+            "reference": f"{n} random {data_name} {split} images",
+        }
         if n < FEATURE_DIM:
             protocol["note"] = (
                 f"n = {n} < {FEATURE_DIM}: the covariances are singular (handled exactly); "
@@ -334,15 +373,21 @@ def evaluate_run(
         real = cached_real_statistics(
             f"{data_name}-{split}", real_u8, extractor, cache_dir=cache_dir, batch_size=bs
         )
-        sets = {"fid_samples": (samples, "prior samples vs test images"),
-                "fid_reconstructions": (rec.images, "test reconstructions vs test images")}
+        sets = {
+            "fid_samples": (samples, "prior samples vs test images"),
+            "fid_reconstructions": (rec.images, "test reconstructions vs test images"),
+        }
         if gmm is not None:
             sets["fid_gmm_samples"] = (gmm, "GMM-sampler samples vs test images")
         for name, (fake, what) in sets.items():
             log.info("FID: %s", what)
             stats = gaussian_statistics(extractor.features(fake.uint8, bs))
-            out[name] = {"value": _value(frechet_distance_statistics(stats, real)), **subset,
-                         "network": protocol["network"], "description": what}
+            out[name] = {
+                "value": _value(frechet_distance_statistics(stats, real)),
+                **subset,
+                "network": protocol["network"],
+                "description": what,
+            }
 
     if gmm is not None:
         for name in ("sharpness_gmm_samples", "fid_gmm_samples"):

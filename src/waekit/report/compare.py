@@ -100,8 +100,10 @@ def compare_runs(
         if result is None and evaluate_missing:
             use_fid = inception_available()[0] if fid is None else fid
             result = evaluate_run(d, device=device, seed=seed, fid=use_fid)
-            notes.append(f"{name}: metrics.json was absent; evaluated now (FID "
-                         f"{'on' if use_fid else 'off'}).")
+            notes.append(
+                f"{name}: metrics.json was absent; evaluated now (FID "
+                f"{'on' if use_fid else 'off'})."
+            )
         elif result is None:
             notes.append(f"{name}: no metrics.json (run `waekit evaluate {d}`).")
         results.append(result or {"metrics": {}, "skipped": {}, "data": {}, "model": {}})
@@ -112,20 +114,29 @@ def compare_runs(
 
     def cells(name: str, r: dict[str, Any]) -> list[str]:
         model = r.get("model", {})
-        row = [name, str(model.get("name", "?")), str(model.get("latent_dim", "?")),
-               format_value(r.get("n"))]
+        row = [
+            name,
+            str(model.get("name", "?")),
+            str(model.get("latent_dim", "?")),
+            format_value(r.get("n")),
+        ]
         for c in columns:
             entry = r["metrics"].get(c)
             row.append("n/a" if entry is None else format_value(entry.get("value")))
         return row
 
     rows = [cells(name, r) for name, r in zip(names, results, strict=True)]
-    real = _real_row([r for r in results if r.get("data")]) if all(
-        r.get("data") for r in results) else None
+    real = (
+        _real_row([r for r in results if r.get("data")])
+        if all(r.get("data") for r in results)
+        else None
+    )
     if real is not None:
         n_real = real["sharpness_samples"].get("n")
-        rows.append(["real test images", "", "", format_value(n_real)]
-                    + [format_value(real[c]["value"]) if c in real else "" for c in columns])
+        rows.append(
+            ["real test images", "", "", format_value(n_real)]
+            + [format_value(real[c]["value"]) if c in real else "" for c in columns]
+        )
 
     # -- Markdown, grids as files beside it ---------------------------------------------------
     md = ["# Run comparison", ""]
@@ -145,8 +156,10 @@ def compare_runs(
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>"
-        + "".join(f'<td class="{"num" if j >= 3 else ""}">{html.escape(c)}</td>'
-                  for j, c in enumerate(row))
+        + "".join(
+            f'<td class="{"num" if j >= 3 else ""}">{html.escape(c)}</td>'
+            for j, c in enumerate(row)
+        )
         + "</tr>"
         for row in rows
     )
@@ -158,7 +171,7 @@ def compare_runs(
     )
     note_html = "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
     page = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>waekit: run comparison</title><style>{CSS}</style></head><body><main>"
         "<h1>Run comparison</h1>"
         f'<table id="comparison"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
@@ -183,8 +196,10 @@ def _protocol_line(results: list[dict[str, Any]]) -> str:
     if len(ns) == 1:
         parts.append(f"n = {next(iter(ns))} images per set")
     elif ns:
-        parts.append(f"WARNING: different n ({', '.join(str(n) for n in sorted(ns))}); "
-                     "FID is comparable at equal n only")
+        parts.append(
+            f"WARNING: different n ({', '.join(str(n) for n in sorted(ns))}); "
+            "FID is comparable at equal n only"
+        )
     if len(fid) == 1:
         parts.append(f"FID features: {next(iter(fid))[0]}")
     return "; ".join(parts) + ("." if parts else "")

@@ -97,8 +97,11 @@ def _grid_img(grid: np.ndarray, alt: str, caption: str) -> str:
 
 def _details(entry: dict[str, Any]) -> str:
     parts = [str(entry.get("description", ""))]
-    extra = {k: v for k, v in entry.items()
-             if k not in ("value", "description", "n", "split", "seed", "network", "gmm")}
+    extra = {
+        k: v
+        for k, v in entry.items()
+        if k not in ("value", "description", "n", "split", "seed", "network", "gmm")
+    }
     parts += [f"{k} = {format_value(v) if isinstance(v, float) else v}" for k, v in extra.items()]
     if "gmm" in entry:
         g = entry["gmm"]
@@ -114,15 +117,15 @@ def metrics_table(result: dict[str, Any]) -> str:
     for name in names:
         e = result["metrics"][name]
         rows.append(
-            f'<tr><td>{html.escape(METRIC_LABELS.get(name, name))}</td>'
+            f"<tr><td>{html.escape(METRIC_LABELS.get(name, name))}</td>"
             f'<td class="num">{format_value(e.get("value"))}</td>'
             f'<td class="num">{format_value(e.get("n"))}</td>'
-            f'<td>{html.escape(str(e.get("split", "")))}</td>'
+            f"<td>{html.escape(str(e.get('split', '')))}</td>"
             f'<td class="desc">{html.escape(_details(e))}</td></tr>'
         )
     for name, reason in result.get("skipped", {}).items():
         rows.append(
-            f"<tr><td>{html.escape(name)}</td><td class=\"num\">skipped</td><td></td><td></td>"
+            f'<tr><td>{html.escape(name)}</td><td class="num">skipped</td><td></td><td></td>'
             f'<td class="desc">{html.escape(reason)}</td></tr>'
         )
     return (
@@ -155,41 +158,64 @@ def _figures(run, seed: int, n_codes: int) -> dict[str, str]:
         gen = torch.Generator().manual_seed(seed)
         samples = model.decode(model.sample_prior(64, gen))
         out["samples"] = _grid_img(
-            image_grid(samples, nrow=8), "random samples",
+            image_grid(samples, nrow=8),
+            "random samples",
             f"64 random samples: decoded draws from the prior N(0, {model.config.prior_var:g} I)",
         )
         pick = rng.choice(len(images), size=min(32, len(images)), replace=False)
         real = torch.from_numpy(images[pick]).to(dev).float() / 255.0
         recon = model.reconstruct(real)
         out["recon"] = _grid_img(
-            reconstruction_grid(real, recon, nrow=8), "reconstructions",
+            reconstruction_grid(real, recon, nrow=8),
+            "reconstructions",
             "Test reconstructions: odd rows are real test images, even rows their reconstructions",
         )
         pairs = min(8, len(images) // 2)
         ends = rng.choice(len(images), size=2 * pairs, replace=False)
         a = torch.from_numpy(images[ends[:pairs]]).to(dev).float() / 255.0
         b = torch.from_numpy(images[ends[pairs:]]).to(dev).float() / 255.0
-        grid = interpolation_grid(model.decode, model.encode(a), model.encode(b), steps=10,
-                                  start_images=a, end_images=b)
+        grid = interpolation_grid(
+            model.decode, model.encode(a), model.encode(b), steps=10, start_images=a, end_images=b
+        )
         out["interp"] = _grid_img(
-            grid, "latent interpolations",
+            grid,
+            "latent interpolations",
             "Latent interpolations: each row decodes 10 evenly spaced points on the segment "
             "between the codes of the real test images at its two ends",
         )
         keep = np.sort(rng.choice(len(images), size=min(n_codes, len(images)), replace=False))
-        codes = torch.cat([
-            model.encode(torch.from_numpy(images[keep[s : s + 256]]).to(dev).float() / 255.0).cpu()
-            for s in range(0, len(keep), 256)
-        ]).double().numpy()
+        codes = (
+            torch.cat(
+                [
+                    model.encode(
+                        torch.from_numpy(images[keep[s : s + 256]]).to(dev).float() / 255.0
+                    ).cpu()
+                    for s in range(0, len(keep), 256)
+                ]
+            )
+            .double()
+            .numpy()
+        )
     lab = None if labels is None else labels[keep]
     what = f"{len(keep)} test codes (posterior means)"
-    out["scatter"] = _img(plots.code_scatter(codes, lab, seed), "code scatter",
-                          f"{what}, coloured by label" if lab is not None else what, plot=True)
-    out["box"] = _img(plots.latent_boxplots(codes, lab), "latent box plots",
-                      f"Each latent dimension per label, {what}", plot=True)
-    out["hist"] = _img(plots.marginal_histograms(codes, run.model.config.prior_var),
-                       "code marginals", f"Code marginals ({what}) against the prior density",
-                       plot=True)
+    out["scatter"] = _img(
+        plots.code_scatter(codes, lab, seed),
+        "code scatter",
+        f"{what}, coloured by label" if lab is not None else what,
+        plot=True,
+    )
+    out["box"] = _img(
+        plots.latent_boxplots(codes, lab),
+        "latent box plots",
+        f"Each latent dimension per label, {what}",
+        plot=True,
+    )
+    out["hist"] = _img(
+        plots.marginal_histograms(codes, run.model.config.prior_var),
+        "code marginals",
+        f"Code marginals ({what}) against the prior density",
+        plot=True,
+    )
     return out
 
 
@@ -230,13 +256,26 @@ def write_report(
     cfg = run.config
     title = f"{cfg.model.name} on {cfg.data.name}"
     sections = [
-        ("metrics", "Metrics",
-         (f'<p class="note">{html.escape(note)}</p>' if note else "")
-         + f'<p class="muted">{html.escape(_summary(result))}</p>'
-         + metrics_table(result) + _fid_protocol(result)),
-        ("curves", "Training curves",
-         _img(curves, "training curves", "Logged terms of metrics.jsonl against the step",
-              plot=True) if curves else '<p class="muted">metrics.jsonl holds no records.</p>'),
+        (
+            "metrics",
+            "Metrics",
+            (f'<p class="note">{html.escape(note)}</p>' if note else "")
+            + f'<p class="muted">{html.escape(_summary(result))}</p>'
+            + metrics_table(result)
+            + _fid_protocol(result),
+        ),
+        (
+            "curves",
+            "Training curves",
+            _img(
+                curves,
+                "training curves",
+                "Logged terms of metrics.jsonl against the step",
+                plot=True,
+            )
+            if curves
+            else '<p class="muted">metrics.jsonl holds no records.</p>',
+        ),
         ("samples", "Random samples", figures["samples"]),
         ("recon", "Reconstructions", figures["recon"]),
         ("interp", "Interpolations", figures["interp"]),
@@ -244,10 +283,12 @@ def write_report(
         ("config", "Run config", f"<pre>{html.escape(cfg.to_yaml())}</pre>"),
     ]
     nav = "".join(f'<a href="#{key}">{html.escape(name)}</a>' for key, name, _ in sections)
-    body = "".join(f'<section id="{key}"><h2>{html.escape(name)}</h2>{content}</section>'
-                   for key, name, content in sections)
+    body = "".join(
+        f'<section id="{key}"><h2>{html.escape(name)}</h2>{content}</section>'
+        for key, name, content in sections
+    )
     page = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}: waekit report</title>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<style>{CSS}</style></head><body><main><h1>{html.escape(title)}</h1>"

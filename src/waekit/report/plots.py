@@ -38,8 +38,9 @@ def _png(fig: Figure) -> bytes:
 def _grid(n: int, ncols: int, panel: tuple[float, float], title: str | None = None):
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows + (0.4 if title else 0)),
-                 layout="constrained")
+    fig = Figure(
+        figsize=(panel[0] * ncols, panel[1] * nrows + (0.4 if title else 0)), layout="constrained"
+    )
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -127,8 +128,7 @@ def code_scatter(codes: np.ndarray, labels: np.ndarray | None = None, seed: int 
     fig = Figure(figsize=(6.0, 5.2), layout="constrained")
     ax = fig.subplots()
     for name, mask, colour in _label_colours(labels, n):
-        ax.scatter(xy[mask, 0], xy[mask, 1], s=6, alpha=0.7, color=colour, label=name,
-                   linewidths=0)
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=6, alpha=0.7, color=colour, label=name, linewidths=0)
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
     ax.set_title(title)
@@ -175,8 +175,9 @@ def marginal_histograms(codes: np.ndarray, prior_var: float = 1.0) -> bytes:
         hi = max(z[:, j].max(), 4 * s)
         ax.hist(z[:, j], bins=40, range=(lo, hi), density=True, color="C0", alpha=0.6)
         t = np.linspace(lo, hi, 300)
-        ax.plot(t, np.exp(-0.5 * t**2 / prior_var) / (s * math.sqrt(2 * math.pi)), "C3",
-                linewidth=1.5)
+        ax.plot(
+            t, np.exp(-0.5 * t**2 / prior_var) / (s * math.sqrt(2 * math.pi)), "C3", linewidth=1.5
+        )
         ax.set_title(f"z{j + 1}", fontsize=10)
         ax.set_yticks([])
     return _png(fig)
