@@ -15,9 +15,11 @@ with one evaluator:
     waekit evaluate runs/pythae-wae-mmd-mnist -n 500
 
 Only the objectives that mean the same thing in both libraries are offered: ``vae``
-(Bernoulli decoder: pythae's ``reconstruction_loss="bce"``) and ``wae-mmd`` (squared L2
+(Bernoulli decoder: pythae's ``reconstruction_loss="bce"``), ``wae-mmd`` (squared L2
 cost summed over pixels, IMQ kernel summed over the preset's scales with
-C = 2 d prior_var s: pythae's ``kernel_bandwidth=1`` with a unit-variance prior).
+C = 2 d prior_var s: pythae's ``kernel_bandwidth=1`` with a unit-variance prior) and
+``infovae`` with the MMD divergence (pythae's ``INFOVAE_MMD`` with ``alpha`` and
+``lbd`` = waekit's ``alpha`` and ``lam``: the same weights 1 - alpha and alpha + lam - 1).
 ``peer.json`` in the run folder records pythae's version, the wall-clock time of
 ``trainer.train()`` and the images per second.
 """
@@ -41,17 +43,24 @@ from waekit.models import LatentAutoEncoder, model_from_config, save_model
 from waekit.run import CONFIG_FILE, METRICS_FILE, MODEL_FILE
 from waekit.train import _load_data, lr_factor
 
-SUPPORTED = ("vae", "wae-mmd")
+SUPPORTED = ("vae", "wae-mmd", "infovae")
 
 
 def _pythae_model(model: LatentAutoEncoder, config: RunConfig):
     """pythae's VAE or WAE_MMD around ``model``'s encoder and decoder (shared parameters)."""
-    from pythae.models import VAE, WAE_MMD, VAEConfig, WAE_MMD_Config
+    from pythae.models import (
+        INFOVAE_MMD,
+        VAE,
+        WAE_MMD,
+        INFOVAE_MMD_Config,
+        VAEConfig,
+        WAE_MMD_Config,
+    )
     from pythae.models.base.base_utils import ModelOutput
     from pythae.models.nn import BaseDecoder, BaseEncoder
 
     m = config.model
-    gaussian = m.name == "vae"
+    gaussian = m.name in ("vae", "infovae")
 
     class Encoder(BaseEncoder):
         def __init__(self, net: nn.Module):
@@ -74,7 +83,27 @@ def _pythae_model(model: LatentAutoEncoder, config: RunConfig):
             return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
 
     common = dict(input_dim=tuple(model.image_shape), latent_dim=m.latent_dim)
-    if gaussian:
+    if m.name == "infovae":
+        if (
+            m.recon != "bernoulli"
+            or m.prior_var != 1.0
+            or m.kernel != "imq"
+            or m.divergence != "mmd"
+        ):
+            raise SystemExit(
+                "pythae's INFOVAE_MMD is compared with recon=bernoulli, imq, prior_var=1"
+            )
+        pconf = INFOVAE_MMD_Config(
+            **common,
+            reconstruction_loss="bce",
+            kernel_choice="imq",
+            alpha=m.alpha,
+            lbd=m.lam,
+            kernel_bandwidth=1.0,
+            scales=list(m.scales),
+        )
+        cls = INFOVAE_MMD
+    elif gaussian:
         if m.recon != "bernoulli" or m.beta != 1.0 or m.prior_var != 1.0:
             raise SystemExit("pythae's VAE is compared with recon=bernoulli, beta=1, prior_var=1")
         pconf = VAEConfig(**common, reconstruction_loss="bce")
