@@ -124,6 +124,10 @@ def test_train_then_sample_reconstruct_interpolate_encode(tmp_path):
     codes = np.load(tmp_path / "codes.npz")
     assert codes["codes"].shape == (40, 2) and codes["labels"].shape == (40,)
     assert np.isfinite(codes["codes"]).all()
+    # Without --out the codes go into the run folder, named after the split.
+    printed = waekit_cli("encode", str(run)).stdout
+    assert f"wrote {run / 'codes-test.npz'}" in printed
+    assert np.array_equal(np.load(run / "codes-test.npz")["codes"], codes["codes"])
 
 
 @pytest.mark.slow
@@ -250,6 +254,11 @@ def test_help_explains_every_command(capsys):
         assert command in out
         code, sub, _ = cli_in_process(capsys, command, "--help")
         assert code == 0 and "Usage: waekit " + command in " ".join(sub.split())
+    # The overview names what the quickstart writes and how FID is added to it.
+    flat = " ".join(out.split())
+    assert (
+        "writes runs/quickstart/report.html" in flat and "waekit evaluate runs/quickstart" in flat
+    )
     # A module run works too (torchrun -m waekit relies on it).
     assert "Usage: waekit" in " ".join(waekit_cli("--help").stdout.split())
 

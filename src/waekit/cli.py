@@ -15,8 +15,10 @@ app = typer.Typer(
     help=(
         "Train and evaluate latent-regularised generative auto-encoders (VAE, beta-VAE, "
         "WAE-MMD, WAE-GAN, AAE, InfoVAE, SWAE).\n\n"
-        "Start with `waekit train` (the quickstart: WAE-MMD on MNIST, a few minutes on a CPU), "
-        "then `waekit report runs/quickstart`."
+        "Start with `waekit train`: the quickstart trains WAE-MMD on MNIST (about a minute on a "
+        "CPU) and writes runs/quickstart/report.html. `waekit evaluate runs/quickstart` then adds "
+        "FID and the other sample metrics, and `waekit report runs/quickstart` rewrites the "
+        "report with them."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -195,7 +197,12 @@ def interpolate(
 @app.command()
 def encode(
     run_dir: RunDir,
-    out: Annotated[Path, typer.Option(help="Output .npz with arrays 'codes' and 'labels'.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output .npz with arrays 'codes' and 'labels' (default RUN_DIR/codes-SPLIT.npz)."
+        ),
+    ] = None,
     split: Annotated[str, typer.Option(help="Data split to encode.")] = "test",
     device: Device = "auto",
 ) -> None:
@@ -206,8 +213,9 @@ def encode(
     from waekit.io import atomic_write_bytes
     from waekit.run import load_run
 
+    out = _out_path(out, run_dir, f"codes-{split}.npz")
     if out.suffix != ".npz":
-        _fail(f"--out {str(out)!r}: encode writes a .npz file")
+        _fail(f"--out {str(out)!r}: encode writes a .npz file, e.g. --out codes.npz")
     run = load_run(run_dir, device)
     data = run.dataset(split)
     arrays = {"codes": codes_of(run.model, np.asarray(data.images))}
