@@ -327,3 +327,41 @@ def test_load_config_errors(tmp_path):
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert waekit.load_config(config_file=empty) == config_from_dict({})
+
+
+# -- one resolution path -------------------------------------------------------------------
+
+
+def test_resolve_config_picks_one_base_then_applies_overrides(tmp_path):
+    from waekit.config import resolve_config
+
+    quick = waekit.load_config(preset="quickstart")
+    assert resolve_config() == quick
+    assert resolve_config(preset="wae-gan-mnist") == waekit.load_config(preset="wae-gan-mnist")
+    saved = tmp_path / "config.yaml"
+    saved.write_text(with_overrides(quick, ["train.seed=7", "model.latent_dim=3"]).to_yaml())
+    # A run's saved config is the base when no preset or file is given, and only then.
+    resumed = resolve_config(saved=saved, overrides=["train.steps=900"])
+    assert (resumed.train.seed, resumed.model.latent_dim, resumed.train.steps) == (7, 3, 900)
+    assert resolve_config(preset="quickstart", saved=saved) == quick
+    assert resolve_config(saved=tmp_path / "absent.yaml") == quick
+    # A RunConfig object goes through the same override path as a file or a preset.
+    assert resolve_config(config=quick, overrides=["model.name=vae"]) == with_overrides(
+        quick, ["model.name=vae"]
+    )
+    assert resolve_config(config_file=saved, overrides=["model.name=vae"]).model.latent_dim == 3
+    with pytest.raises(waekit.ConfigError, match="give --preset or --config, not both"):
+        resolve_config(preset="quickstart", config_file=saved)
+    with pytest.raises(waekit.ConfigError, match="not both"):
+        resolve_config(config=quick, preset="quickstart")
+
+
+def test_a_preset_switched_to_another_model_starts_from_that_models_defaults():
+    """--preset wae-gan-mnist --set model.name=vae: the preset's recon (l2) is wae-gan's
+    default, so it does not carry over and the VAE keeps its Bernoulli decoder; the
+    user's own --set (net) is kept."""
+    cfg = waekit.load_config(
+        preset="wae-gan-mnist", overrides=["model.name=vae", "model.net=small"]
+    )
+    assert cfg.model.name == "vae" and cfg.model.net == "small"
+    assert cfg.model.recon == "bernoulli" and cfg.model.beta == 1.0

@@ -83,18 +83,18 @@ def train(
 
     With no options: the quickstart preset (WAE-MMD on MNIST, small conv net) into
     runs/quickstart."""
+    from waekit.config import resolve_config
+    from waekit.run import CONFIG_FILE
     from waekit.train import train as run_training
 
-    name = preset or (config.stem if config else "quickstart")
-    continue_saved = resume and preset is None and config is None
-    run = run_training(
-        preset=None if (config or continue_saved) else name,
-        config=_config_or_none(config, set_ or []),
-        out=out or Path("runs") / name,
-        overrides=[] if config else (set_ or []),
-        resume=resume,
-        progress=progress,
+    out = out or Path("runs") / (preset or (config.stem if config else "quickstart"))
+    resolved = resolve_config(
+        preset=preset,
+        config_file=config,
+        overrides=set_ or [],
+        saved=out / CONFIG_FILE if resume else None,
     )
+    run = run_training(config=resolved, out=out, resume=resume, progress=progress)
     if run is None:  # not the main process of a distributed run
         return
     typer.echo(f"run folder: {run.dir}")
@@ -105,14 +105,6 @@ def train(
         # report skips it (run `waekit evaluate` for it).
         on_gpu = run.device.type == "cuda"
         typer.echo(f"report: {write_report(run.dir, device=str(run.device), fid=on_gpu)}")
-
-
-def _config_or_none(config: Path | None, overrides: list[str]):
-    if config is None:
-        return None
-    from waekit.config import load_config
-
-    return load_config(config_file=config, overrides=overrides)
 
 
 @app.command()

@@ -13,6 +13,7 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -454,35 +455,74 @@ def preset_dict(name: str) -> dict[str, Any]:
     return yaml.safe_load(text) or {}
 
 
-def load_config(
-    preset: str | None = None, config_file: str | Path | None = None, overrides: list[str] = ()
+def _merge(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``raw`` with dotted overrides applied. When they change ``model.name``, the new model
+    starts from its own defaults: of the old model's fields only those that depart from the
+    old model's defaults (a changed latent_dim, net, ...) carry over."""
+    old_model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    old_name = old_model.get("name", "wae-mmd")
+    merged = apply_overrides(raw, list(overrides))
+    model = merged.get("model")
+    if not isinstance(model, dict) or model.get("name", "wae-mmd") == old_name:
+        return merged
+    old_defaults = _to_plain(dataclasses.asdict(make_model_config(old_name)))
+    given = {k for text in overrides for (s, k), _ in [parse_override(text)] if s == "model"}
+    merged["model"] = {
+        k: v
+        for k, v in model.items()
+        if k in given or k == "name" or _to_plain(v) != old_defaults.get(k)
+    }
+    return merged
+
+
+def resolve_config(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    saved: str | Path | None = None,
+    config: RunConfig | None = None,
 ) -> RunConfig:
-    """Resolve a run's config: a preset or a YAML file (not both), then dotted overrides."""
-    if preset and config_file:
-        raise ConfigError("give --preset or --config, not both")
-    if config_file:
+    """The one place that decides a run's config, then applies ``overrides`` (``--set``).
+
+    The base is, in this order: ``config`` (a :class:`RunConfig`), ``preset`` or
+    ``config_file`` (at most one of these three), ``saved`` (a run's config.yaml, used when
+    it exists: a resumed run continues as it was), else the quickstart preset. Overrides
+    that change ``model.name`` start the new model from its own defaults (see
+    :func:`with_overrides`).
+    """
+    given = [
+        k
+        for k, v in (("config", config), ("preset", preset), ("config_file", config_file))
+        if v is not None and v != ""
+    ]
+    if len(given) > 1:
+        flags = {"config": "a RunConfig", "preset": "--preset", "config_file": "--config"}
+        raise ConfigError(f"give {' or '.join(flags[k] for k in given)}, not both")
+    if config is not None:
+        raw = config.to_dict()
+    elif config_file:
         raw = read_yaml(config_file)
+    elif preset:
+        raw = preset_dict(preset)
+    elif saved is not None and Path(saved).is_file():
+        raw = read_yaml(saved)
     else:
-        raw = preset_dict(preset or "quickstart")
-    return config_from_dict(apply_overrides(raw, list(overrides)))
+        raw = preset_dict("quickstart")
+    return config_from_dict(_merge(raw, overrides))
 
 
-def with_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+def load_config(
+    preset: str | None = None, config_file: str | Path | None = None, overrides: Sequence[str] = ()
+) -> RunConfig:
+    """A preset or a YAML file (not both; default the quickstart preset), then overrides."""
+    return resolve_config(preset=preset, config_file=config_file, overrides=overrides)
+
+
+def with_overrides(config: RunConfig, overrides: Sequence[str]) -> RunConfig:
     """``config`` with dotted overrides applied. When they change ``model.name``, the new
     model starts from its own defaults: of the old model's fields only those that depart
     from the old model's defaults (a changed latent_dim, net, ...) carry over."""
-    raw = config.to_dict()
-    merged = apply_overrides(raw, overrides)
-    new_name = merged["model"].get("name", config.model.name)
-    if new_name != config.model.name:
-        old_defaults = _to_plain(dataclasses.asdict(make_model_config(config.model.name)))
-        given = {k for text in overrides for (s, k), _ in [parse_override(text)] if s == "model"}
-        merged["model"] = {
-            k: v
-            for k, v in merged["model"].items()
-            if k in given or k == "name" or v != old_defaults.get(k)
-        }
-    return config_from_dict(merged)
+    return resolve_config(config=config, overrides=overrides)
 
 
 __all__ = [
@@ -495,6 +535,7 @@ __all__ = [
     "make_model_config",
     "config_from_dict",
     "load_config",
+    "resolve_config",
     "with_overrides",
     "preset_names",
     "replace",

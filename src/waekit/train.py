@@ -611,13 +611,8 @@ def train(
     progress: bool = True,
 ) -> Run:
     """Train a preset (or a :class:`RunConfig`) into ``out`` and return the loaded run."""
-    from waekit.config import load_config, with_overrides
+    from waekit.config import resolve_config
 
-    saved = Path(out) / CONFIG_FILE
-    if config is None and preset is None and resume and saved.is_file():
-        config = load_config(config_file=saved, overrides=list(overrides))  # continue as it was
-    elif config is None:
-        config = load_config(preset=preset, overrides=list(overrides))
-    elif overrides:
-        config = with_overrides(config, list(overrides))
+    saved = Path(out) / CONFIG_FILE if resume else None  # a resumed run continues as it was
+    config = resolve_config(preset=preset, config=config, overrides=overrides, saved=saved)
     return Trainer(config, out, resume=resume, progress=progress).fit()
