@@ -1,0 +1,47 @@
+"""Suite-wide: say at the top of every run which optional resources are missing, and so which
+tests will be skipped, instead of leaving it to the short summary of -ra."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+#: The real MNIST and Fashion-MNIST files lie in ``shared/data`` beside the repository.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def missing_resources() -> list[str]:
+    """One line per optional resource that is absent, with what it costs and how to add it."""
+    missing = []
+    if not (SHARED_DATA / "mnist").is_dir():
+        missing.append(
+            f"real MNIST / Fashion-MNIST files are absent ({SHARED_DATA}): the tests on real "
+            "digits are skipped; put the official .gz files in shared/data/mnist and "
+            "shared/data/fashion-mnist beside the repository to run them"
+        )
+    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
+        missing.append(
+            "chromium is not installed: the report's browser tests are skipped; "
+            "install it with: apt-get install -y chromium"
+        )
+    try:
+        from waekit.evaluate.fid import inception_available
+
+        ok, why = inception_available()
+        if not ok:
+            missing.append(f"the FID Inception network is unavailable ({why}): FID tests skipped")
+    except ImportError:
+        pass
+    return missing
+
+
+def pytest_report_header(config) -> list[str]:
+    missing = missing_resources()
+    if not missing:
+        return ["optional resources: real data, chromium and the Inception network all present"]
+    return [f"SKIPPING SOME TESTS: {line}" for line in missing]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    for line in missing_resources():
+        terminalreporter.write_line(f"note: {line}", yellow=True)
