@@ -524,7 +524,7 @@ def _pm(pair: Sequence[float], digits: int = 4) -> str:
 
 
 def _g(value: float) -> str:
-    return f"{value:.3g}"
+    return f"{value:.4g}"
 
 
 def couplings_lines(c: dict[str, float], cp: dict[str, Any]) -> list[str]:
