@@ -253,16 +253,25 @@ def report(run_dir: RunDir, device: Device = "auto") -> None:
 
 @app.command()
 def compare(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run folders.")],
-    out: Annotated[Path, typer.Option(help="Folder for comparison.md and comparison.html.")] = Path(
-        "compare"
-    ),
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(help="Run folders, or folders of runs (OUT of `waekit train --seeds`)."),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for comparison.md and comparison.html (default: compare/ in the "
+            "folder that holds the runs)."
+        ),
+    ] = None,
+    device: Device = "auto",
 ) -> None:
-    """Side-by-side table (Markdown and HTML) of the runs' metrics and sample grids."""
+    """Table (Markdown and HTML) of the runs' metrics, grouped by config (mean ± sd over
+    seeds), with sample grids."""
     from waekit.report import compare_runs
 
-    md, html = compare_runs(run_dirs, out)
-    typer.echo(f"wrote {md} and {html}")
+    md, html = compare_runs(run_dirs, out, device=device)
+    typer.echo(f"wrote {md}\nwrote {html}")
 
 
 def _mount_data() -> None:

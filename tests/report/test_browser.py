@@ -1,5 +1,8 @@
 """The report as a browser shows it: headless Chromium renders RUN_DIR/report.html."""
 
+import html
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,6 +12,7 @@ import pytest
 from PIL import Image
 from report_pages import decode_png, parse
 
+from waekit.report import compare_runs
 from waekit.report.html import METRIC_LABELS, format_value
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,3 +68,38 @@ def test_report_renders_with_metrics_and_images(evaluated_run, tmp_path):
     assert pixels.std() > 20  # not a blank page
     dark = (pixels < 128).mean()
     assert 0.01 < dark < 0.6  # text, tables and figures on a light page
+
+
+def _measure(tmp_path, page, script, width=1400):
+    """Render a copy of ``page`` in a ``width`` px window with ``script`` appended; the
+    script's JSON result, which it writes into <pre id="result">, comes back parsed."""
+    copy = tmp_path / f"measured-{page.name}"
+    text = page.read_text()
+    probe = (
+        f'<pre id="result"></pre><script>document.getElementById("result").textContent = '
+        f"JSON.stringify((() => {{ {script} }})());</script>"
+    )
+    copy.write_text(text.replace("</body>", probe + "</body>"))
+    dom = chromium(tmp_path, f"--window-size={width},1000", "--dump-dom", copy.as_uri())
+    match = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
+    assert match and match[1], dom[-2000:]
+    return json.loads(html.unescape(match[1]))
+
+
+def test_comparison_fits_a_1400_px_window(evaluated_run, seed_runs, tmp_path):
+    run_dir, _ = evaluated_run
+    runs = [run_dir, *sorted(seed_runs.glob("*/seed-*"))]  # 3 groups, 6 runs
+    _, page = compare_runs(runs, tmp_path / "cmp", device="cpu", fid=False)
+    got = _measure(
+        tmp_path,
+        page,
+        """const tables = [...document.querySelectorAll("table")].map(t => ({
+               id: t.id, width: t.scrollWidth, room: t.parentElement.clientWidth}));
+           return {page: document.documentElement.scrollWidth,
+                   window: window.innerWidth, tables};""",
+    )
+    assert got["window"] == 1400
+    assert got["page"] <= 1400  # no horizontal scroll bar on the page
+    assert {t["id"] for t in got["tables"]} == {"comparison", "differences", "per-run", "runs"}
+    for table in got["tables"]:  # and none inside a table's own scroll box
+        assert table["width"] <= table["room"], table

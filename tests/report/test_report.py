@@ -36,7 +36,7 @@ def test_report_is_self_contained_with_the_numbers(evaluated_run):
         assert "tf-2015-12-05" in text
     html = (run_dir / "report.html").read_text()
     assert "latent_dim: 2" in html and "Run config" in html
-    assert "metrics.json was absent" not in html
+    assert "Measured while writing this report" not in html
 
 
 def test_report_evaluates_a_run_without_metrics(tmp_path):
@@ -44,31 +44,55 @@ def test_report_evaluates_a_run_without_metrics(tmp_path):
     path = write_report(run_dir, device="cpu", fid=False, n=12)
     assert path == run_dir / "report.html"
     html = path.read_text()
-    assert "metrics.json was absent" in html and "FID off" in html
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["n"] == 12 and saved["skipped"]["fid"] == "disabled (fid=False)"
+    # The normal path after `waekit train` on a CPU: a neutral line, not a warning.
+    hint = f"waekit evaluate {run_dir}"
+    banner = (
+        '<p class="info">Measured while writing this report: 12 test images, seed 0, FID left '
+        f"out; saved to {run_dir / 'metrics.json'}. <code>{hint}</code> measures again"
+    )
+    assert banner in html and "absent" not in html and 'class="note"' not in html
+    # The FID row says which command computes it, for this very run folder.
+    page = parse(path)
+    fid = page.cells.index("FID (samples, reconstructions, GMM samples)")
+    assert page.cells[fid + 1] == "not measured"
+    assert page.cells[fid + 4].endswith(f"; {hint} computes it")
     assert "IW bound on log p(x), nats" in html
     assert all(decode_png(uri) for uri in parse(path).images)
 
 
-def test_compare_runs_tables_and_grids(evaluated_run, tmp_path):
+def test_compare_runs_labels_the_costs(evaluated_run, tmp_path):
     run_a, metrics_a = evaluated_run
     run_b = make_run(tmp_path, "vae-mlp", "vae", net="mlp", mlp_hidden=(32,))
     md, page = compare_runs([run_a, run_b], tmp_path / "cmp", device="cpu", fid=False)
     text = md.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ")]
-    assert rows[0].startswith("| run | model | d | n | ")
-    assert rows[1].startswith("| wae-small | wae-mmd | 2 | 16 | ")
-    assert rows[2].startswith("| vae-mlp | vae | 2 | 40 | ")  # evaluated now: n capped at 40
-    assert rows[3].startswith("| real test images |")
-    header = [c.strip() for c in rows[0].strip("|").split("|")]
-    cells_a = [c.strip() for c in rows[1].strip("|").split("|")]
-    cells_b = [c.strip() for c in rows[2].strip("|").split("|")]
-    col = header.index("Reconstruction MSE per pixel")
-    assert cells_a[col] == format_value(metrics_a["metrics"]["recon_mse"]["value"])
-    col = header.index("IW bound on log p(x), nats")
-    assert cells_a[col] == "n/a" and float(cells_b[col]) < 0
-    assert "different n (16, 40)" in text and "vae-mlp: metrics.json was absent" in text
+    assert rows[0] == "| metric | wae-small | vae-mlp |"
+
+    def row(label):
+        line = next(r for r in rows if r.startswith(f"| {label} |"))
+        return [c.strip() for c in line.strip("|").split("|")][1:]
+
+    assert row("Reconstruction MSE per pixel") == [
+        format_value(metrics_a["metrics"]["recon_mse"]["value"]),
+        format_value(
+            json.loads((run_b / "metrics.json").read_text())["metrics"]["recon_mse"]["value"]
+        ),
+    ]
+    # An L2 cost and a Bernoulli cost: two labelled rows, never one column.
+    l2 = row("Reconstruction cost per image [1 × squared L2]")
+    bce = row("Reconstruction cost per image [Bernoulli cross-entropy]")
+    assert l2[0] == format_value(metrics_a["metrics"]["recon_cost"]["value"]) and l2[1] == "n/a"
+    assert bce[0] == "n/a" and float(bce[1]) > 0
+    iw = row("IW bound on log p(x), nats")
+    assert iw[0] == "n/a" and float(iw[1]) < 0
+    assert row("Sharpness, real test images")[0] == format_value(
+        metrics_a["metrics"]["sharpness_test"]["value"]
+    )
+    assert "different n (16, 40)" in text
+    assert f"vae-mlp: measured now (40 test images, seed 0, FID left out); saved to {run_b}" in text
+    assert "2 runs in 2 groups" in text and "model.name" in text
     for i in (1, 2):
         assert Image.open(tmp_path / "cmp" / f"samples-{i}.png").size == (242, 242)
         assert f"](samples-{i}.png)" in text

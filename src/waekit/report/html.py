@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import html
+import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,16 @@ import torch
 from waekit.report import plots
 from waekit.report.grids import image_grid, interpolation_grid, png_bytes, reconstruction_grid
 
-__all__ = ["write_report", "REPORT_FILE", "METRIC_LABELS", "format_value", "data_uri", "CSS"]
+__all__ = [
+    "write_report",
+    "load_metrics",
+    "evaluate_hint",
+    "REPORT_FILE",
+    "METRIC_LABELS",
+    "format_value",
+    "data_uri",
+    "CSS",
+]
 
 REPORT_FILE = "report.html"
 
@@ -37,6 +48,13 @@ METRIC_LABELS: dict[str, str] = {
     "iw_bound": "IW bound on log p(x), nats",
 }
 
+#: Display names of the entries of a result's "skipped" (measurements not made, with why).
+SKIPPED_LABELS: dict[str, str] = {
+    "fid": "FID (samples, reconstructions, GMM samples)",
+    "gmm": "GMM-sampler metrics",
+    "iw_bound": METRIC_LABELS["iw_bound"],
+}
+
 CSS = """
 :root { --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg: #f6f8fa; --accent: #0969da; }
 * { box-sizing: border-box; }
@@ -55,6 +73,9 @@ th { background: var(--bg); font-weight: 600; }
 td.num { font-variant-numeric: tabular-nums; text-align: right; white-space: nowrap; }
 td.desc { color: var(--muted); font-size: 13px; }
 .note { background: #fff8c5; border: 1px solid #d4a72c66; padding: 8px 12px; border-radius: 6px; }
+.info { background: var(--bg); border: 1px solid var(--line); padding: 8px 12px;
+        border-radius: 6px; }
+code { font-size: 13px; background: var(--bg); padding: 1px 4px; border-radius: 4px; }
 figure { margin: 12px 0 20px; }
 figure img { max-width: 100%; image-rendering: pixelated; border: 1px solid var(--line); }
 figure img.plot { image-rendering: auto; border: none; }
@@ -78,6 +99,57 @@ def format_value(value: Any) -> str:
     if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
         return f"{v:.3e}"
     return f"{v:.4g}"
+
+
+def evaluate_hint(run_dir: str | Path) -> str:
+    """The command that (re-)measures a run, quoted so that it can be pasted into a shell."""
+    return f"waekit evaluate {shlex.quote(str(run_dir))}"
+
+
+def load_metrics(run_dir: str | Path) -> dict[str, Any] | None:
+    """RUN_DIR/metrics.json as :func:`waekit.evaluate.evaluate_run` writes it, or None when
+    the file is absent. A file that is not JSON, is truncated or has the wrong shape raises
+    :class:`~waekit.errors.CheckpointError` naming the file and the command that rewrites it.
+    """
+    from waekit.errors import CheckpointError
+    from waekit.evaluate.run import METRICS_JSON
+
+    path = Path(run_dir) / METRICS_JSON
+    if not path.exists():
+        return None
+    fix = f"rewrite it with `{evaluate_hint(run_dir)}`"
+    try:
+        result = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        why = (
+            f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+            if isinstance(exc, json.JSONDecodeError)
+            else f"unreadable ({type(exc).__name__})"
+        )
+        raise CheckpointError(f"{path} is {why}; {fix}") from None
+    problem = _metrics_problem(result)
+    if problem:
+        raise CheckpointError(f"{path} is not a waekit metrics file ({problem}); {fix}")
+    return result
+
+
+def _metrics_problem(result: Any) -> str | None:
+    """What is wrong with the shape of a parsed metrics.json, or None."""
+    if not isinstance(result, dict):
+        return f"a JSON {type(result).__name__} instead of an object"
+    metrics = result.get("metrics")
+    if not isinstance(metrics, dict):
+        return "no 'metrics' object"
+    for name, entry in metrics.items():
+        if not isinstance(entry, dict):
+            return f"metric {name[:40]!r} is not an object"
+        value = entry.get("value")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"metric {name[:40]!r} has a value that is not a number"
+    for key in ("skipped", "model", "data"):
+        if not isinstance(result.get(key, {}), dict):
+            return f"{key!r} is not an object"
+    return None
 
 
 def _img(png: bytes, alt: str, caption: str, plot: bool = False, width: int | None = None) -> str:
@@ -109,8 +181,9 @@ def _details(entry: dict[str, Any]) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def metrics_table(result: dict[str, Any]) -> str:
-    """The metrics of an evaluate_run result as an HTML table (value, N, split, how)."""
+def metrics_table(result: dict[str, Any], run_dir: str | Path | None = None) -> str:
+    """The metrics of an evaluate_run result as an HTML table (value, N, split, how); the rows
+    of skipped measurements say why, and for FID which command computes it."""
     rows = []
     names = [k for k in METRIC_LABELS if k in result["metrics"]]
     names += [k for k in result["metrics"] if k not in METRIC_LABELS]
@@ -125,13 +198,27 @@ def metrics_table(result: dict[str, Any]) -> str:
         )
     for name, reason in result.get("skipped", {}).items():
         rows.append(
-            f'<tr><td>{html.escape(name)}</td><td class="num">skipped</td><td></td><td></td>'
-            f'<td class="desc">{html.escape(reason)}</td></tr>'
+            f"<tr><td>{html.escape(SKIPPED_LABELS.get(name, name))}</td>"
+            '<td class="num">not measured</td><td></td><td></td>'
+            f'<td class="desc">{_skipped_reason(name, str(reason), run_dir)}</td></tr>'
         )
     return (
         '<table id="metrics"><thead><tr><th>Metric</th><th>Value</th><th>N</th><th>Split</th>'
         "<th>How it was measured</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
+
+
+def _skipped_reason(name: str, reason: str, run_dir: str | Path | None) -> str:
+    """Why a measurement is missing, as HTML; for FID, the command that computes it."""
+    if name != "fid" or run_dir is None:
+        return html.escape(reason)
+    command = f"<code>{html.escape(evaluate_hint(run_dir))}</code>"
+    if reason.startswith("disabled"):
+        return (
+            "left out when these numbers were made (the Inception network takes minutes on "
+            f"a CPU); {command} computes it"
+        )
+    return f"{html.escape(reason)}; then {command} computes it"
 
 
 def _fid_protocol(result: dict[str, Any]) -> str:
@@ -236,20 +323,25 @@ def write_report(
     scatter, box plots and histograms.
     """
     from waekit.evaluate.fid import inception_available
-    from waekit.evaluate.run import evaluate_run, read_metrics_json
+    from waekit.evaluate.run import METRICS_JSON, evaluate_run
     from waekit.io import atomic_write_text
     from waekit.run import load_run, read_metrics
 
     run_dir = Path(run_dir)
     run = load_run(run_dir, device=device)
-    result = read_metrics_json(run_dir)
+    result = load_metrics(run_dir)
     note = ""
     if result is None:
         use_fid = inception_available()[0] if fid is None else fid
         result = evaluate_run(run_dir, n=n, device=device, seed=seed, fid=use_fid)
         note = (
-            "metrics.json was absent, so the run was evaluated while writing this report "
-            f"(n = {result['n']}, seed = {seed}, FID {'on' if use_fid else 'off'})."
+            f"Measured while writing this report: {result['n']:,} test images, seed {seed}, "
+            f"FID {'included' if use_fid else 'left out'}; saved to "
+            f"{html.escape(str(run_dir / METRICS_JSON))}. "
+            f"<code>{html.escape(evaluate_hint(run_dir))}</code> measures again "
+            "(<code>-n</code> sets the number of images)"
+            + ("" if use_fid else " and adds FID")
+            + ", and the next report shows its numbers."
         )
     figures = _figures(run, seed, n_codes)
     curves = plots.training_curves(read_metrics(run_dir))
@@ -259,9 +351,9 @@ def write_report(
         (
             "metrics",
             "Metrics",
-            (f'<p class="note">{html.escape(note)}</p>' if note else "")
+            (f'<p class="info">{note}</p>' if note else "")
             + f'<p class="muted">{html.escape(_summary(result))}</p>'
-            + metrics_table(result)
+            + metrics_table(result, run_dir)
             + _fid_protocol(result),
         ),
         (
