@@ -95,16 +95,26 @@ def test_couplings_and_dual_bounds_match_closed_forms():
     assert c["independent_abs"] > c["shift_abs"] == c["w1"] == c["dual_identity"] > c["dual_abs"]
 
 
-def test_exact_ot_of_gaussian_samples_is_within_its_bias_bound_and_equals_sorting():
+def test_exact_ot_of_gaussian_samples_matches_its_exact_expectation_and_equals_sorting():
     (row,) = wp.gaussian_ot([200], repeats=10, seed=3)
     # POT's assignment equals the sorted pairing, which is exact in one dimension.
     assert row["max_gap_to_sorted"] < 1e-9
-    # The bound 2 int sqrt(F (1 - F) / n) dt, by a quadrature of its own.
-    j = scipy.integrate.quad(
-        lambda t: math.sqrt(scipy.stats.norm.sf(t) * scipy.stats.norm.cdf(t)), -30, 30
-    )[0]
-    assert row["bias_bound"] == pytest.approx(2 * j / math.sqrt(200), rel=1e-8)
-    assert _within(row["w1"], 0.5, 0.5 + row["bias_bound"])
+    assert _within(row["w1"], row["expected"])
+    # The exact expectation: at n = 1 the only coupling is the independent one; it then falls
+    # towards W_1 = 0.5, and stays above it (W_1 is convex).
+    assert wp.gaussian_w1_sample_expectation(1) == pytest.approx(
+        wp.abs_normal_mean(0.5, math.sqrt(2.0)), abs=1e-7
+    )
+    values = [wp.gaussian_w1_sample_expectation(n) for n in (2, 20, 200)]
+    assert values[0] > values[1] > values[2] > 0.5
+    assert row["expected"] == pytest.approx(values[2], abs=1e-9)
+    # Against a direct simulation of many small samples: n = 5, 20,000 pairs.
+    rng = np.random.default_rng(11)
+    x = np.sort(rng.normal(0.5, 1.0, size=(20_000, 5)), axis=1)
+    y = np.sort(rng.normal(0.0, 1.0, size=(20_000, 5)), axis=1)
+    w1 = np.abs(x - y).mean(axis=1)
+    mean, se = float(w1.mean()), float(w1.std(ddof=1) / math.sqrt(w1.size))
+    assert _within((mean, se), wp.gaussian_w1_sample_expectation(5))
 
 
 def test_segments_exact_ot_stays_at_delta_and_sliced_w_matches_its_closed_form():
@@ -256,7 +266,7 @@ def test_page_costly_rows_agree_with_their_closed_forms(page):
     n = wp.DEFAULT_N
     ot_rows = page["ot"]
     (w1,) = _pairs(_row(ot_rows, f"| N(0.5, 1), N(0, 1) | {n:,} |"))
-    assert _within(w1, 0.5, 0.5 + wp.empirical_w1_bias_bound(n))
+    assert _within(w1, wp.gaussian_w1_sample_expectation(n))
     (w1,) = _pairs(_row(ot_rows, f"| segments, δ = 0.1 | {n:,} |"))
     assert w1[0] >= 0.1 and _within(w1, 0.1, wp.segment_w1_upper(n))
     w1, sw1, sw2, sw2_power = _pairs(_row(page["sliced"], f"| {n:,} |"))
