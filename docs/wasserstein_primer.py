@@ -36,8 +36,8 @@ import torch
 from scipy import integrate, special, stats
 from scipy.spatial import cKDTree
 
-from waekit.config import WAE_SCALES, load_config, preset_names
-from waekit.divergences import gaussian_kl, mmd2, sliced_wasserstein
+from waekit.config import load_config, preset_names
+from waekit.divergences import WAE_SCALES, gaussian_kl, mmd2, sliced_wasserstein
 
 MU = 0.5  # P = N(MU, 1), Q = N(0, 1)
 DELTA = 0.1  # P on {0} x [0, 1], Q on {DELTA} x [0, 1]
@@ -462,6 +462,8 @@ def preset_rows() -> list[dict[str, Any]]:
             penalty = f"MMD^2, {model.kernel.upper()} x {len(model.scales)} scales"
         else:
             penalty = f"latent critic {model.critic_layers} x {model.critic_hidden}"
+            if getattr(model, "critic_log_prior", False):
+                penalty += " + log p_Z"
         cost = "squared L2" if model.recon == "l2" else "Bernoulli"
         row = {
             "preset": name,
