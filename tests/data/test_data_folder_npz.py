@@ -108,8 +108,8 @@ def test_mixed_sizes_need_image_size(tmp_path: Path) -> None:
     _png(tmp_path / "b.png", _grey(1, (10, 12)))
     with pytest.raises(
         DataError,
-        match=r"2 different sizes \(e.g. b.png is 12x10, a.png is "
-        r"16x16\); pass image_size",
+        match=r"2 different sizes \(e.g. b.png is 12x10, a.png is 16x16\); to centre-crop and "
+        r"resize them all to one square size, set it: `--set data.image_size=8`$",
     ):
         load_dataset("folder", "all", path=str(tmp_path))
     assert load_dataset("folder", "all", path=str(tmp_path), image_size=8).images.shape == (
@@ -127,7 +127,10 @@ def test_empty_and_missing_folders(tmp_path: Path) -> None:
         load_dataset("folder", "all", path=str(tmp_path / "empty"))
     with pytest.raises(DataError, match=r"image folder .*nowhere does not exist"):
         load_dataset("folder", path=str(tmp_path / "nowhere"))
-    with pytest.raises(DataError, match=r"reads your files: give path="):
+    with pytest.raises(
+        DataError,
+        match=r"'folder' reads your own files: say where they are with `--set data.path=DIR`$",
+    ):
         load_dataset("folder")
 
 
@@ -185,7 +188,7 @@ def test_npz_splits_limit_and_size(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("arrays", "pattern"),
     [
-        ({"pixels": np.zeros((2, 4, 4), np.uint8)}, r"has no 'images' array \(keys: pixels\)"),
+        ({"pixels": np.zeros((2, 4, 4), np.uint8)}, r"has no 'images' array \(keys: 'pixels'\)"),
         (
             {"images": np.full((1, 4, 4), 1.5)},
             r"float images must lie in \[0, 1\], found \[1.5, 1.5\]",

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from waekit.data import load_dataset, verify_dataset
+from waekit.data.download import file_md5
 
 MNIST_TEST_COUNTS = {
     0: 980,
@@ -69,7 +70,16 @@ def test_verify_reports_counts_and_checksums(shared_data: Path) -> None:
     assert report["splits"]["test"]["classes"] == MNIST_TEST_COUNTS
     assert report["splits"]["train"]["count"] == 10_000
     checks = {Path(k).name: v for k, v in report["checksums"].items()}
-    assert checks["t10k-images-idx3-ubyte.gz"] == "official"
-    assert checks["t10k-labels-idx1-ubyte.gz"] == "official"
-    assert checks["train-images-idx3-ubyte.gz"].startswith("differs from the official release")
+    # the official checksum is compared with, never the file's own md5 shown as "official"
+    assert checks["t10k-images-idx3-ubyte.gz"] == (
+        "matches the official md5 (9fb629c4189551a2d022fa330f9573f3)"
+    )
+    assert checks["t10k-labels-idx1-ubyte.gz"] == (
+        "matches the official md5 (ec29112dd5afa0611ce80d1b7f02629c)"
+    )
+    own = file_md5(shared_data / "mnist" / "train-images-idx3-ubyte.gz")
+    assert checks["train-images-idx3-ubyte.gz"] == (
+        f"does not match the official md5 (f68b3c2dcbeaaa9fbdd348bbdeb94873); this file's md5 "
+        f"is {own}"
+    )
     assert report["warnings"] == ["train has 10,000 images; the official release has 60,000"]

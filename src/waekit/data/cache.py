@@ -30,7 +30,15 @@ import numpy as np
 
 from waekit.errors import DataError
 
-__all__ = ["CACHE_VERSION", "CacheWriter", "cache_key", "fingerprint", "read_cache", "write_cache"]
+__all__ = [
+    "CACHE_VERSION",
+    "CacheUnwritable",
+    "CacheWriter",
+    "cache_key",
+    "fingerprint",
+    "read_cache",
+    "write_cache",
+]
 
 log = logging.getLogger("waekit.data")
 
@@ -102,6 +110,10 @@ def _tmp(prepared: Path, name: str) -> Path:
     return Path(tmp)
 
 
+class CacheUnwritable(DataError):
+    """The prepared cache cannot be created (a read-only or full data root)."""
+
+
 class CacheWriter:
     """Write one split's cache; ``images`` is a memory map to fill before :meth:`commit`."""
 
@@ -122,7 +134,9 @@ class CacheWriter:
             )
         except OSError as exc:
             self.abort()
-            raise DataError(f"cannot write the prepared cache in {self.prepared}: {exc}") from exc
+            raise CacheUnwritable(
+                f"cannot write the prepared cache in {self.prepared}: {exc}"
+            ) from exc
 
     def commit(self, labels: np.ndarray | None, record: dict[str, Any]) -> list[Path]:
         """Make the cache visible; returns the paths written (record last)."""

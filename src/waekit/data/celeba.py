@@ -15,16 +15,25 @@ import io
 import os
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from waekit.data.transforms import DECODE_ERRORS, crop_resize, parallel_map, to_chw
+from waekit.data.source import CONFIG_HINTS, Alloc, Hints, Part, Source, new_uint8
+from waekit.data.transforms import (
+    DECODE_ERRORS,
+    crop_resize,
+    default_workers,
+    parallel_map,
+    to_chw,
+)
 from waekit.errors import DataError
 
 __all__ = [
     "CROP",
+    "CelebaSource",
     "IMAGE_DIR",
     "OFFICIAL_COUNTS",
     "PARTITION",
@@ -173,3 +182,72 @@ def decode_split(
 
     parallel_map(decode, list(enumerate(names)), workers)
     return out
+
+
+@dataclass(frozen=True)
+class CelebaSource(Source):
+    """CelebA: the partition file and the images (folder or zip), decoded with the paper's crop."""
+
+    def expected(self, split: str | None = None) -> tuple[str, ...]:
+        return (PARTITION, f"{ZIP} or {IMAGE_DIR}/")
+
+    def how_to_get(self, folder: Path, split: str) -> str:
+        if not (folder / PARTITION).is_file():
+            return f"the partition file {folder / PARTITION} is missing. {missing_help(folder)}"
+        return (
+            f"no CelebA images in {folder}: neither {IMAGE_DIR}/ nor {ZIP} is there. "
+            + missing_help(folder)
+        )
+
+    def paths(self, folder: Path, split: str) -> list[Path] | None:
+        if not (folder / PARTITION).is_file():
+            return None
+        if (folder / IMAGE_DIR).is_dir():
+            return [folder / PARTITION, folder / IMAGE_DIR]
+        return [folder / PARTITION, folder / ZIP] if (folder / ZIP).is_file() else None
+
+    def fetch(self, folder: Path, split: str) -> None:
+        raise DataError(missing_help(folder))
+
+    def _names(self, files: list[Path], split: str) -> list[str]:
+        names = read_partition(files[0])[split]
+        if not names:
+            raise DataError(f"{files[0]} lists no images for the {split} split")
+        return names
+
+    def read(
+        self,
+        files: list[Path],
+        split: str,
+        size: int | None,
+        limit: int | None,
+        alloc: Alloc | None = None,
+        hints: Hints = CONFIG_HINTS,
+    ) -> Part:
+        names = self._names(files, split)[:limit]
+        with ImageSource(files[1]) as source:
+            images = decode_split(
+                source, names, alloc or new_uint8, size or SIZE, default_workers()
+            )
+        return Part(images, None, files)
+
+    def summarize(
+        self, files: list[Path], split: str, hints: Hints, size: int | None = None
+    ) -> dict:
+        """Decode every image in chunks (a whole split at once would need gigabytes)."""
+        chunk = 4096
+        names = self._names(files, split)
+        total = 0.0
+        with ImageSource(files[1]) as source:
+            for start in range(0, len(names), chunk):
+                images = decode_split(
+                    source, names[start : start + chunk], new_uint8, SIZE, default_workers()
+                )
+                total += float(images.sum(dtype=np.float64))
+        n = len(names)
+        return {
+            "count": n,
+            "shape": [3, SIZE, SIZE],
+            "files": [str(f) for f in files],
+            "pixel_mean": total / max(1, n * 3 * SIZE**2),
+        }

@@ -15,17 +15,22 @@ from __future__ import annotations
 import io
 import pickle
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from waekit.data.download import fetch
 from waekit.data.files import atomic_write_stream
-from waekit.errors import DataError
+from waekit.data.source import CONFIG_HINTS, Alloc, Hints, Part, Source, deliver
+from waekit.data.transforms import resize_images
+from waekit.errors import DataError, brief
 
 __all__ = [
     "BATCH_DIR",
     "CLASSES",
+    "CifarSource",
     "SPLIT_FILES",
     "TARBALL",
     "extract_tarball",
@@ -53,6 +58,9 @@ CLASSES = (
     "ship",
     "truck",
 )
+HOMEPAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"
+#: A batch of 10,000 images is 30.7 MB; no member of the archive may declare more than this.
+MAX_MEMBER_BYTES = 64 << 20
 
 
 def _numpy_globals() -> dict[tuple[str, str], Any]:
@@ -115,19 +123,31 @@ def _get(batch: dict, key: str) -> Any:
     raise KeyError(key)
 
 
+def _clip(exc: BaseException, limit: int = 160) -> str:
+    text = str(exc)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One batch file as ((N, 3, 32, 32) uint8, (N,) int64)."""
     try:
+        size = path.stat().st_size
+        if size > MAX_MEMBER_BYTES:
+            raise DataError(
+                f"{path} is {size:,} bytes; a CIFAR-10 batch is about 31 MB (at most "
+                f"{MAX_MEMBER_BYTES:,} accepted): it is not a batch file, delete it and extract "
+                f"{TARBALL} again"
+            )
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path} cannot be read: {exc}") from exc
     try:
         batch = restricted_loads(raw)
     except RefusedGlobal as exc:
-        raise DataError(f"{path} is not a CIFAR-10 python batch: {exc}") from exc
+        raise DataError(f"{path} is not a CIFAR-10 python batch: {_clip(exc)}") from exc
     except Exception as exc:  # a damaged pickle raises almost anything (EOFError, ValueError...)
         raise DataError(
-            f"{path} is not a readable pickle ({type(exc).__name__}: {exc}); the file is "
+            f"{path} is not a readable pickle ({type(exc).__name__}: {_clip(exc)}); the file is "
             f"truncated or damaged: delete it and extract {TARBALL} again"
         ) from exc
     expect = 'a dict with b"data" ((N, 3072) uint8) and b"labels" (N ints in 0..9)'
@@ -136,9 +156,12 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         data, labels = _get(batch, "data"), _get(batch, "labels")
     except KeyError as exc:
-        keys = ", ".join(repr(k) for k in list(batch)[:8])
+        # keys are quoted through brief(): a crafted key (an aliased nested tuple) would
+        # otherwise expand to gigabytes inside the message
+        keys = ", ".join(brief(k, 40) for k in list(batch)[:8])
+        more = f", ... ({len(batch):,} keys)" if len(batch) > 8 else ""
         raise DataError(
-            f"{path}: expected {expect}; the key {exc} is missing (keys: {keys})"
+            f"{path}: expected {expect}; the key {exc} is missing (keys: {keys}{more})"
         ) from None
     if (
         not isinstance(data, np.ndarray)
@@ -147,15 +170,15 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         or (data.shape[1] != 3072)
     ):
         what = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataError(f'{path}: b"data" must be a (N, 3072) uint8 array, got {what}')
+        raise DataError(f'{path}: b"data" must be a (N, 3072) uint8 array, got {_clip(what)}')
     try:
         labels = np.asarray(labels)
     except Exception as exc:
-        raise DataError(f'{path}: b"labels" is not a list of ints ({exc})') from None
+        raise DataError(f'{path}: b"labels" is not a list of ints ({_clip(exc)})') from None
     if labels.shape != (data.shape[0],) or labels.dtype.kind not in "iu":
         raise DataError(
             f'{path}: b"labels" must hold {data.shape[0]:,} ints (one per image), got '
-            f"{labels.dtype} {labels.shape}"
+            f"{_clip(f'{labels.dtype} {labels.shape}')}"
         )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise DataError(f"{path}: labels must be in 0..9, found {labels.min()}..{labels.max()}")
@@ -192,6 +215,12 @@ def extract_tarball(tarball: Path, dest: Path) -> list[Path]:
                         f"{tarball} has no member {BATCH_DIR}/{name}; it is not the CIFAR-10 "
                         "python archive: delete it and download it again"
                     ) from None
+                if member.size > MAX_MEMBER_BYTES:
+                    raise DataError(
+                        f"{tarball}: {member.name} declares {member.size:,} bytes; a CIFAR-10 "
+                        f"batch is about 31 MB (at most {MAX_MEMBER_BYTES:,} accepted): it is not "
+                        "the CIFAR-10 python archive, delete it and download it again"
+                    )
                 stream = tar.extractfile(member) if member.isfile() else None
                 if stream is None:
                     raise DataError(f"{tarball}: {member.name} is not a regular file")
@@ -202,3 +231,54 @@ def extract_tarball(tarball: Path, dest: Path) -> list[Path]:
             f"{tarball} is a truncated or corrupt archive ({exc}): delete it and download it again"
         ) from exc
     return written
+
+
+@dataclass(frozen=True)
+class CifarSource(Source):
+    """CIFAR-10: the batches in ``cifar-10-batches-py/``, or the tarball they come in.
+
+    A tarball found (or downloaded) is extracted into the batches on the first read and
+    then deleted: the batches hold everything, and the 163 MB are saved.
+    """
+
+    def expected(self, split: str | None = None) -> tuple[str, ...]:
+        splits = self.splits if split is None else (split,)
+        return (TARBALL, *(f"{BATCH_DIR}/{f}" for s in splits for f in SPLIT_FILES[s]))
+
+    def how_to_get(self, folder: Path, split: str) -> str:
+        names = ", ".join(SPLIT_FILES[split])
+        return (
+            f"put {TARBALL} (from {HOMEPAGE}, the python version) in {folder}, or its extracted "
+            f"files ({names}) in {folder / BATCH_DIR}"
+        )
+
+    def paths(self, folder: Path, split: str) -> list[Path] | None:
+        batches = [folder / BATCH_DIR / f for f in SPLIT_FILES[split]]
+        if all(p.is_file() for p in batches):
+            return batches
+        return [folder / TARBALL] if (folder / TARBALL).is_file() else None
+
+    def fetch(self, folder: Path, split: str) -> None:
+        fetch(self.name, TARBALL, folder)
+
+    def unpack(self, files: list[Path], split: str) -> list[Path]:
+        if files[0].name != TARBALL:
+            return files
+        batches = files[0].parent / BATCH_DIR
+        extract_tarball(files[0], batches)
+        files[0].unlink()
+        return [batches / f for f in SPLIT_FILES[split]]
+
+    def read(
+        self,
+        files: list[Path],
+        split: str,
+        size: int | None,
+        limit: int | None,
+        alloc: Alloc | None = None,
+        hints: Hints = CONFIG_HINTS,
+    ) -> Part:
+        files = self.unpack(files, split)
+        images, labels, paths = read_split(files[0].parent, split)
+        images, labels = images[:limit], labels[:limit]
+        return Part(deliver(resize_images(images, size), alloc), labels, paths)

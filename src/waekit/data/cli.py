@@ -46,12 +46,17 @@ def _fail(exc: WaekitError) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+class _Stderr(logging.Handler):
+    """Log lines to whatever ``sys.stderr`` is when they are written (not when set up)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(self.format(record), err=True)
+
+
 def _progress_to_stderr() -> None:
     logger = logging.getLogger("waekit.data")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        logger.addHandler(_Stderr())
     logger.setLevel(logging.INFO)
 
 
@@ -65,11 +70,12 @@ def list_command(root: RootOption = None) -> None:
     typer.echo(f"data root: {data_root(root)}")
     for info in infos:
         if info.folder is None:
-            state = "your files (--path)"
+            state = f"your own files: `--set data.name={info.name} --set data.path=...`"
         elif info.present:
             state = f"present in {info.found_in}"
         else:
-            state = "missing" + (" (downloadable)" if info.downloadable else "")
+            get = f": `waekit data download {info.name} --root {data_root(root)}`"
+            state = "missing" + (f" (downloadable){get}" if info.downloadable else "")
         typer.echo(f"\n{info.name:<14} {info.description}")
         typer.echo(f"  splits:   {', '.join(info.splits)}")
         typer.echo(f"  status:   {state}")
@@ -105,11 +111,22 @@ def prepare_command(
         typer.echo(str(p))
 
 
+PathOption = Annotated[
+    Path | None,
+    typer.Option("--path", help="Your folder of images or .npz file (data sets folder, npz)."),
+]
+
+
 @data_app.command("verify")
-def verify_command(name: NameArgument, root: RootOption = None) -> None:
+def verify_command(
+    name: NameArgument,
+    root: RootOption = None,
+    path: PathOption = None,
+    image_size: SizeOption = None,
+) -> None:
     """Read every file of a data set; print the images per split and per class."""
     try:
-        report = verify_dataset(name, root)
+        report = verify_dataset(name, root, path=path, image_size=image_size)
     except WaekitError as exc:
         raise _fail(exc) from None
     classes = report["class_names"]

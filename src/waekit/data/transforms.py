@@ -7,6 +7,7 @@ antialiases), as the WAE paper's CelebA preprocessing did: a 140x140 centre crop
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,15 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-__all__ = ["DECODE_ERRORS", "crop_box", "crop_resize", "resize_images", "to_chw", "parallel_map"]
+__all__ = [
+    "DECODE_ERRORS",
+    "crop_box",
+    "crop_resize",
+    "default_workers",
+    "parallel_map",
+    "resize_images",
+    "to_chw",
+]
 
 RESAMPLE = Image.Resampling.BILINEAR
 #: What PIL raises on a damaged or hostile file (some plugins raise SyntaxError on bad chunks).
@@ -99,3 +108,8 @@ def parallel_map(fn: Callable[[T], None], items: Sequence[T] | Iterable[T], work
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for _ in pool.map(fn, items):
             pass
+
+
+def default_workers() -> int:
+    """Decoding threads: one per core, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
