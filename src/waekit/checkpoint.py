@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from waekit.errors import CheckpointError
-from waekit.io import load_tensors, save_tensors
+from waekit.errors import CheckpointError, brief
+from waekit.io import load_tensors, recovery_hint, save_tensors
 
 __all__ = ["save_checkpoint", "load_checkpoint", "optimizer_to_flat", "optimizer_from_flat"]
 
@@ -70,33 +70,72 @@ def save_checkpoint(
     return save_tensors(tensors, path, meta)
 
 
+def _check_meta(path: Path, meta: dict[str, Any]) -> None:
+    """The metadata schema of a training checkpoint; a CheckpointError names the bad field."""
+    step, opts = meta.get("step"), meta.get("optimizers")
+    problems = []
+    if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):
+        problems.append(f"step {brief(step)} (expected a count)")
+    if not isinstance(opts, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("param_groups"), list) for v in opts.values()
+    ):
+        problems.append(f"optimizers {brief(opts)} (expected name -> state)")
+    best = meta.get("best_loss")
+    if best is not None and not (isinstance(best, (int, float)) and not isinstance(best, bool)):
+        problems.append(f"best_loss {brief(best)} (expected a number or null)")
+    if "config" in meta and not isinstance(meta["config"], dict):
+        problems.append(f"config {brief(meta['config'])} (expected a mapping)")
+    if problems:
+        raise CheckpointError(
+            f"{path} has corrupt checkpoint metadata: {'; '.join(problems)}; {recovery_hint(path)}"
+        )
+
+
 def load_checkpoint(
     path: str | Path,
     model: torch.nn.Module,
     optimizers: dict[str, torch.optim.Optimizer],
     restore_rng: bool = True,
 ) -> dict[str, Any]:
-    """Restore model, optimisers and RNG from ``path``; returns the metadata (step, ...)."""
+    """Restore model, optimisers and RNG from ``path``; returns the metadata (step, ...).
+
+    The file is checked (:func:`waekit.io.load_tensors`: header, checksum, finite values) and
+    so is its metadata, before the model or an optimiser is touched."""
+    path = Path(path)
     tensors, meta = load_tensors(path)
     if "step" not in meta or "optimizers" not in meta:
         raise CheckpointError(
             f"{path} is not a waekit training checkpoint (no step/optimiser state)"
         )
+    _check_meta(path, meta)
+    missing = [name for name in optimizers if name not in meta["optimizers"]]
+    if missing:
+        raise CheckpointError(
+            f"{path} has no state for optimiser {brief(missing[0])}; was it written for "
+            "another model?"
+        )
+    if restore_rng and "rng.cpu" not in tensors:
+        raise CheckpointError(f"{path} has no RNG state; {recovery_hint(path)}")
     model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(model_state)
     except RuntimeError as exc:
         raise CheckpointError(
-            f"{path} holds weights of a different model than the config describes: {exc}"
+            f"{path} holds weights of a different model than the config describes: "
+            f"{brief(str(exc), 300)}"
         ) from exc
-    for name, opt in optimizers.items():
-        if name not in meta["optimizers"]:
-            raise CheckpointError(f"{path} has no state for optimiser {name!r}")
-        # CPU tensors: Optimizer.load_state_dict moves each to its parameter's device itself.
-        optimizer_from_flat(opt, tensors, meta["optimizers"][name], f"opt.{name}")
-    if restore_rng:
-        torch.set_rng_state(tensors["rng.cpu"])
-        cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-        if cuda_states and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(cuda_states[: torch.cuda.device_count()])
+    try:
+        for name, opt in optimizers.items():
+            # CPU tensors: Optimizer.load_state_dict moves each to its parameter's device.
+            optimizer_from_flat(opt, tensors, meta["optimizers"][name], f"opt.{name}")
+        if restore_rng:
+            torch.set_rng_state(tensors["rng.cpu"])
+            cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+            if cuda_states and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(cuda_states[: torch.cuda.device_count()])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{path} has optimiser or RNG state that does not fit this model "
+            f"({brief(str(exc))}); {recovery_hint(path)}"
+        ) from exc
     return meta

@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from waekit.errors import TrainingInterrupted, WaekitError
+from waekit.errors import TrainingInterrupted, WaekitError, os_error_message
 
 app = typer.Typer(
     help=(
@@ -286,7 +286,9 @@ _mount_data()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: runs the app, printing waekit's own errors without a traceback."""
+    """Entry point: runs the app. Expected failures (waekit's own errors, file-system faults)
+    print one line and return 1 (2 for usage errors); anything else is a bug and keeps its
+    traceback."""
     try:
         # Not standalone: click returns an exit code (130 for Ctrl-C) instead of exiting.
         code = app(args=argv, prog_name="waekit", standalone_mode=False)
@@ -294,8 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         typer.secho(str(exc), err=True, fg=typer.colors.YELLOW)
         return exc.exit_code
     except WaekitError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        return 1
+        return _report_failure(str(exc))
+    except OSError as exc:  # a full disk, a read-only folder, a missing permission, ...
+        return _report_failure(os_error_message(exc))
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
@@ -308,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
             return code
         raise
     return code if isinstance(code, int) else 0
+
+
+def _report_failure(message: str) -> int:
+    # One line, whatever the message holds (an OS error can quote a multi-line value).
+    typer.secho(f"error: {' '.join(message.split())}", err=True, fg=typer.colors.RED)
+    return 1
 
 
 if __name__ == "__main__":

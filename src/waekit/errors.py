@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import reprlib
 from typing import Any
 
@@ -46,3 +48,34 @@ class TrainingInterrupted(WaekitError):
     """SIGINT or SIGTERM stopped training after its checkpoint was saved."""
 
     exit_code = 130
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for a file-system fault: what happened to which path, and what to do."""
+    path = exc.filename if exc.filename is not None else "a file"
+    where = f"{path!s}" if not isinstance(path, bytes) else brief(path)
+    folder = os.path.dirname(os.path.abspath(where)) if exc.filename is not None else "."
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"no space left on the device (or over quota) while writing {where}; free some "
+            f"space (see: df -h {folder}) and run the command again"
+        )
+    if code == errno.EROFS:
+        return (
+            f"{where} is on a read-only file system; choose a folder on a writable one "
+            "(for waekit train: --out DIR)"
+        )
+    if code in (errno.EACCES, errno.EPERM):
+        return (
+            f"permission denied: {where}; check its permissions (see: ls -ld {folder}) or "
+            "choose another folder"
+        )
+    if code == errno.ENOENT:
+        return f"{where} does not exist; check the path"
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        return f"{where} (or a folder on its path) is a file, not a folder; choose another path"
+    if code == errno.EISDIR:
+        return f"{where} is a folder, not a file; pass a file path"
+    reason = exc.strerror or brief(str(exc))
+    return f"{reason}: {where}; check the path and the device, then run the command again"

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from waekit import divergences as dv
 from waekit.config import ModelConfig, make_model_config
-from waekit.errors import CheckpointError, ConfigError
+from waekit.errors import CheckpointError, ConfigError, WaekitError, brief
 from waekit.nets import LatentCritic, build_networks
 
 __all__ = [
@@ -326,30 +325,50 @@ def model_from_meta(meta: dict[str, Any]) -> LatentAutoEncoder:
         cfg = dict(meta["config"])
         config = make_model_config(cfg.pop("name"), **cfg)
         shape = tuple(int(s) for s in meta["image_shape"])
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"model metadata is incomplete ({exc!r}); re-save the model") from exc
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(
+            f"model metadata is incomplete or invalid ({brief(str(exc))}); re-save the model"
+        ) from exc
+    if len(shape) != 3 or not all(1 <= s <= 2**16 for s in shape):
+        raise CheckpointError(f"model metadata has image_shape {brief(shape)}; expected (C, H, W)")
     return model_from_config(config, shape)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LatentAutoEncoder:
-    """Load a model written by :func:`save_model` (safetensors only: no code is run)."""
-    from waekit.io import read_metadata
+    """Load a model written by :func:`save_model` (safetensors only: no code is run).
+
+    The metadata is checked first: the model it describes is built on the meta device (no
+    memory) and its tensor shapes must equal those the file declares, so a crafted header
+    cannot make the loader allocate more than the file holds.
+    """
+    from waekit.io import load_tensors, read_header, recovery_hint
 
     path = Path(path)
-    meta = read_metadata(path).get("waekit_model")
-    if meta is None:
+    declared, raw = read_header(path)
+    text = raw.get("waekit_model")
+    if text is None:
         raise CheckpointError(
             f"{path} holds no waekit model metadata; was it written by save_model?"
         )
-    model = model_from_meta(json.loads(meta))
     try:
-        state = load_file(str(path), device=str(device))
-    except Exception as exc:  # safetensors raises its own error types
-        raise CheckpointError(f"cannot read weights from {path}: {exc}") from exc
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
+        meta = json.loads(text)
+        if not isinstance(meta, dict):
+            raise TypeError(f"a JSON {type(meta).__name__}, not an object")
+        with torch.device("meta"):
+            skeleton = model_from_meta(meta)
+    except (json.JSONDecodeError, RecursionError, TypeError, WaekitError) as exc:
         raise CheckpointError(
-            f"weights in {path} do not fit the model its metadata describes: {exc}"
+            f"{path} has corrupt model metadata ({brief(str(exc))}); {recovery_hint(path)}"
         ) from exc
+    wanted = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    have = {k: info.shape for k, info in declared.items()}
+    if wanted != have:
+        diff = sorted(set(wanted.items()) ^ set(have.items()))[:2]
+        raise CheckpointError(
+            f"weights in {path} do not fit the model its metadata describes (first "
+            f"differences: {brief(diff)}); {recovery_hint(path)}"
+        )
+    state, _ = load_tensors(path)
+    model = model_from_meta(meta)
+    model.load_state_dict(state)
     return model.to(device).eval()
