@@ -89,13 +89,14 @@ def _worker(args: argparse.Namespace) -> None:
     """One process: warm up, time ``args.steps`` training steps, report from rank 0."""
     import torch.distributed as tdist
 
+    from waekit import distributed as dist
     from waekit.train import Trainer
 
     torch.set_num_threads(args.threads)
     data = _images(max(4 * args.batch_size, 512), args.channels, args.image_size)
     out = Path(tempfile.mkdtemp(prefix="waekit-bench-"))
-    trainer = Trainer(_config(args), out, data=data, progress=False)
-    world = trainer.world
+    world = dist.setup()
+    trainer = Trainer(_config(args), out, data=data, progress=False, world=world)
 
     def run(steps: int) -> None:
         for _ in range(steps):

@@ -41,7 +41,7 @@ from waekit.generate import to_float
 from waekit.io import atomic_write_text
 from waekit.models import LatentAutoEncoder, model_from_config, save_model
 from waekit.run import CONFIG_FILE, METRICS_FILE, MODEL_FILE
-from waekit.train import _load_data, lr_factor
+from waekit.train import load_training_data, lr_factor
 
 SUPPORTED = ("vae", "wae-mmd", "infovae")
 
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     if config.train.steps is not None or config.train.epochs != round(config.train.epochs):
         raise SystemExit("pythae trains whole epochs: give train.epochs as an integer, no steps")
 
-    train_set, test_set = _load_data(config)  # the data `waekit train` reads for this config
+    train_set, test_set = load_training_data(config.data)  # what `waekit train` reads
     if test_set is None:
         raise SystemExit(
             f"data.test_split={config.data.test_split!r} could not be read: "

@@ -18,6 +18,7 @@ from PIL import Image
 
 import waekit
 from waekit.checkpoint import load_checkpoint
+from waekit.run import load_run
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -308,3 +309,58 @@ def test_presets_match_the_wae_paper():
         "wae-gan-celeba",
         "wae-gan-mnist-1d",
     }
+
+
+def test_seeds_train_one_run_folder_per_seed(tmp_path, capsys):
+    cfg = str(_config(tmp_path, steps=2, image_every=0, checkpoint_every=0))
+    quiet = ("--no-progress", "--no-report")
+    out = tmp_path / "runs"
+    code, stdout, _ = cli_in_process(
+        capsys, "train", "--config", cfg, "--out", str(out), "--seeds", "0, 3", *quiet
+    )
+    assert code == 0
+    assert f"compare the seeds: waekit compare {out / 'seed-0'} {out / 'seed-3'}" in stdout
+    seeds = [load_run(out / f"seed-{s}").config.train.seed for s in (0, 3)]
+    assert seeds == [0, 3]
+    a, b = (waekit.load_model(out / f"seed-{s}" / "model.safetensors") for s in (0, 3))
+    assert not all(
+        np.array_equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True)
+    )
+    # --resume continues every seed's folder with its own stored config.
+    more = ("--set", "train.steps=3")
+    code, _, _ = cli_in_process(
+        capsys, "train", "--out", str(out), "--seeds", "0,3", "--resume", *more, *quiet
+    )
+    assert code == 0
+    for s in (0, 3):
+        meta = load_checkpoint(out / f"seed-{s}/checkpoints/last.safetensors", a, {}, False)
+        assert meta["step"] == 3 and meta["config"]["train"]["seed"] == s
+
+    for bad in ("0,,1", "1,1", "-1", "a,b", ""):
+        code, _, err = cli_in_process(capsys, "train", "--config", cfg, "--seeds", bad, *quiet)
+        assert code == 2 and "give distinct non-negative integers separated by commas" in err
+    code, _, err = cli_in_process(
+        capsys, "train", "--config", cfg, "--seeds", "1,2", "--set", "train.seed=4", *quiet
+    )
+    assert code == 2 and "not both" in err
+    assert sorted(p.name for p in out.iterdir()) == ["seed-0", "seed-3"]  # nothing else made
+
+
+def test_resume_through_the_cli_keeps_the_stored_config(tmp_path, capsys):
+    cfg = str(_config(tmp_path, steps=2, image_every=0, checkpoint_every=0))
+    run = tmp_path / "run"
+    quiet = ("--no-progress", "--no-report")
+    assert cli_in_process(capsys, "train", "--config", cfg, "--out", str(run), *quiet)[0] == 0
+    code, _, err = cli_in_process(
+        capsys, "train", "--out", str(run), "--resume", "--set", "model.lam=3", *quiet
+    )
+    assert code == 1 and "model.lam (stored 10.0, given 3.0)" in err
+    (run / "config.yaml").unlink()  # restored from the checkpoint
+    code, _, err = cli_in_process(
+        capsys, "train", "--out", str(run), "--resume", "--set", "train.steps=3", *quiet
+    )
+    assert code == 0, err
+    assert load_run(run).config.train.steps == 3
+    assert load_run(run).config.data.path == str(tmp_path / "digits.npz")
+    code, _, err = cli_in_process(capsys, "train", "--config", cfg, "--out", cfg, *quiet)
+    assert code == 1 and "is a file, not a folder" in err

@@ -24,6 +24,7 @@ from blobs import blobs
 from safetensors.torch import load_file, save_file
 
 import waekit
+from waekit import distributed as dist
 from waekit.checkpoint import load_checkpoint
 from waekit.config import RunConfig, config_from_dict
 from waekit.errors import ConfigError
@@ -47,6 +48,8 @@ def _config(name: str, global_batch: bool = True, net: str = "mlp", **train) -> 
         "checkpoint_every": STEPS,
         "holdout": 8,
         "seed": 3,
+        # fp32: the 1- and 2-process weights are compared to 1e-5, finer than bf16 rounding.
+        "precision": "fp32",
     }
     train_cfg.update(train)
     return config_from_dict(
@@ -92,7 +95,15 @@ def _trainer(cfg: RunConfig, out: Path, **kw) -> Trainer:
 
 # -- the worker (one per rank, started by torchrun) --------------------------------------------
 def _worker(scenario: str, out: Path) -> None:
-    rank = int(os.environ["RANK"])
+    world = dist.setup()
+    try:
+        _scenario(scenario, out, world)
+    finally:
+        dist.teardown(world)
+
+
+def _scenario(scenario: str, out: Path, world: dist.World) -> None:
+    rank = world.rank
     (out / f"pid-{rank}").write_text(str(os.getpid()))
     if scenario == "cases":
         for run, name, global_batch in CASES:

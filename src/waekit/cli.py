@@ -78,22 +78,67 @@ def train(
     report: Annotated[
         bool, typer.Option(help="When training ends, evaluate and write RUN_DIR/report.html.")
     ] = True,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Train once per seed, e.g. --seeds 0,1,2: one run folder per seed, "
+            "OUT/seed-0, OUT/seed-1, ..., each with train.seed set (compare them with "
+            "`waekit compare OUT/seed-*`)."
+        ),
+    ] = None,
 ) -> None:
     """Train a model, then evaluate it and write its report.
 
     With no options: the quickstart preset (WAE-MMD on MNIST, small conv net) into
     runs/quickstart."""
+    out = out or Path("runs") / (preset or (config.stem if config else "quickstart"))
+    overrides = list(set_ or [])
+    if seeds is None:
+        _train_one(preset, config, overrides, out, resume, progress, report)
+        return
+    seed_list = _parse_seeds(seeds)
+    if any(text.strip().startswith("train.seed=") for text in overrides):
+        _fail("give the seeds with --seeds or with --set train.seed=N, not both", code=2)
+    runs = [out / f"seed-{seed}" for seed in seed_list]
+    for seed, run_dir in zip(seed_list, runs, strict=True):
+        _train_one(
+            preset, config, [*overrides, f"train.seed={seed}"], run_dir, resume, progress, report
+        )
+    if len(runs) > 1:
+        typer.echo(f"compare the seeds: waekit compare {' '.join(map(str, runs))}")
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> [0, 1, 2]: distinct non-negative integers."""
+    from waekit.errors import brief
+
+    parts = [p.strip() for p in text.split(",")]
+    numbers = [int(p) for p in parts if p.isdecimal() and len(p) <= 18]
+    if len(numbers) < len(parts) or len(set(numbers)) < len(numbers):
+        _fail(
+            f"--seeds {brief(text)}: give distinct non-negative integers separated by commas, "
+            "e.g. --seeds 0,1,2",
+            code=2,
+        )
+    return numbers
+
+
+def _train_one(
+    preset: str | None,
+    config: Path | None,
+    overrides: list[str],
+    out: Path,
+    resume: bool,
+    progress: bool,
+    report: bool,
+) -> None:
     from waekit.config import resolve_config
-    from waekit.run import CONFIG_FILE
+    from waekit.run import stored_config
     from waekit.train import train as run_training
 
-    out = out or Path("runs") / (preset or (config.stem if config else "quickstart"))
-    resolved = resolve_config(
-        preset=preset,
-        config_file=config,
-        overrides=set_ or [],
-        saved=out / CONFIG_FILE if resume else None,
-    )
+    # A resumed run continues with its stored config (config.yaml, else its checkpoint's).
+    stored = stored_config(out) if resume and not preset and not config else None
+    resolved = resolve_config(preset=preset, config_file=config, overrides=overrides, config=stored)
     run = run_training(config=resolved, out=out, resume=resume, progress=progress)
     if run is None:  # not the main process of a distributed run
         return

@@ -1,7 +1,7 @@
 """Process-group set-up for torchrun, and the collective pieces the trainer uses.
 
 ``torchrun --nproc_per_node=K -m waekit train ...`` starts K processes; each reads its
-rank from the environment (:meth:`World.from_env`), takes its contiguous share of every
+rank from the environment (:func:`setup`), takes its contiguous share of every
 global batch of ``train.batch_size`` images, and runs the encoder and decoder under
 :class:`~torch.nn.parallel.DistributedDataParallel` (NCCL on GPUs, gloo on CPUs).
 
@@ -38,12 +38,17 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as tdist
 
-from waekit.config import RunConfig
+from waekit.errors import ConfigError
+from waekit.models import Posterior
 
 __all__ = [
     "World",
+    "setup",
+    "teardown",
+    "current",
     "wrap",
-    "critic_loss",
+    "sync_batch_norm",
+    "gather_posterior",
     "average_scalars",
     "average_gradients",
     "any_rank",
@@ -53,6 +58,10 @@ __all__ = [
     "own_rows",
     "main_first",
 ]
+
+
+#: A gloo group for the stop flag when the main backend is NCCL (made on first use).
+_cpu_group = None
 
 
 @dataclass(frozen=True)
@@ -66,23 +75,55 @@ class World:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    @classmethod
-    def from_env(cls) -> World:
-        """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK; start the process group if needed."""
-        size = int(os.environ.get("WORLD_SIZE", "1"))
-        if size <= 1:
-            return cls()
-        rank = int(os.environ["RANK"])
+
+def setup() -> World:
+    """Start the process group that torchrun describes in RANK / WORLD_SIZE / LOCAL_RANK
+    (NCCL on GPUs, gloo on CPUs); one process without torchrun needs none.
+
+    Call it where training starts and :func:`teardown` where it ends (as
+    :func:`waekit.train.train` does).
+    """
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend=backend)
+    return World(rank=rank, size=size, local_rank=local_rank, device=device)
+
+
+def teardown(world: World) -> None:
+    """End the process group that :func:`setup` started."""
+    global _cpu_group
+    if world.size > 1 and tdist.is_initialized():
+        tdist.destroy_process_group()
+    _cpu_group = None
+
+
+def current() -> World:
+    """The World of the process group already started (by :func:`setup`), or one process.
+
+    Under torchrun without a started group this is an error rather than K processes that
+    each silently train alone."""
+    if tdist.is_available() and tdist.is_initialized():
+        rank, size = tdist.get_rank(), tdist.get_world_size()
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if torch.cuda.is_available():
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-            backend = "nccl"
-        else:
-            device, backend = torch.device("cpu"), "gloo"
-        if not tdist.is_initialized():
-            tdist.init_process_group(backend=backend)
-        return cls(rank=rank, size=size, local_rank=local_rank, device=device)
+        cuda = tdist.get_backend() == "nccl"
+        device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+        return World(rank=rank, size=size, local_rank=local_rank, device=device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(
+            "WORLD_SIZE > 1 but no process group is started; train with waekit.train.train() "
+            "or `torchrun ... -m waekit train`, which start one (waekit.distributed.setup())"
+        )
+    return World()
 
 
 def wrap(model: torch.nn.Module, world: World) -> torch.nn.Module:
@@ -95,15 +136,16 @@ def wrap(model: torch.nn.Module, world: World) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=ids)
 
 
-def critic_loss(
-    model, z: torch.Tensor, world: World, config: RunConfig, prior: torch.Tensor | None = None
-) -> torch.Tensor:
-    """The critic's loss on this rank's codes ``z`` and its share of the prior draws.
-
-    It is a mean of per-sample terms, so with the gradients averaged over ranks
-    (:func:`average_gradients`) it trains the critic on the global batch; no gather needed.
-    """
-    return model.critic_loss(z, prior)
+def sync_batch_norm(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Batch norm over the global batch (SyncBatchNorm), which PyTorch runs on GPUs only."""
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if has_bn and device.type != "cuda":
+        raise ConfigError(
+            "distributed.sync_batch_norm=true needs GPUs: PyTorch's SyncBatchNorm does not run "
+            f"on {device.type}. Set distributed.sync_batch_norm=false (each process then "
+            "normalises over its own share of the batch), or use model.batch_norm=false"
+        )
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 class _GatherRows(torch.autograd.Function):
@@ -141,6 +183,17 @@ def gather_rows(t: torch.Tensor, world: World) -> torch.Tensor:
     return _GatherRows.apply(t)
 
 
+def gather_posterior(post: Posterior, world: World) -> Posterior:
+    """The posterior of the global batch: z (and mu, logvar) of all ranks in one gather."""
+    if world.size <= 1:
+        return post
+    parts = [post.z] if post.logvar is None else [post.z, post.mu, post.logvar]
+    whole = gather_rows(torch.cat(parts, dim=1), world).split(post.z.shape[1], dim=1)
+    if post.logvar is None:
+        return Posterior(z=whole[0], mu=whole[0])
+    return Posterior(z=whole[0], mu=whole[1], logvar=whole[2])
+
+
 def own_rows(t: torch.Tensor, world: World) -> torch.Tensor:
     """This rank's contiguous share of a global-batch tensor (N, ...) -> (N / K, ...)."""
     if world.size <= 1:
@@ -175,9 +228,6 @@ def average_scalars(values: dict[str, torch.Tensor], world: World) -> dict[str, 
     stacked = torch.stack([values[k].float() for k in keys])
     tdist.all_reduce(stacked)
     return dict(zip(keys, stacked / world.size, strict=True))
-
-
-_cpu_group = None
 
 
 def any_rank(flag: bool, world: World) -> bool:

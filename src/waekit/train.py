@@ -1,9 +1,9 @@
 """The training loop: data on the device, Adam, schedules, autocast, checkpoints, resume.
 
-One :class:`Trainer` runs one :class:`~waekit.config.RunConfig` into one run folder
-(layout in :mod:`waekit.run`). The adversarial schedule of WAE-GAN / AAE (one critic
-step, then one auto-encoder step, per batch) lives in :meth:`Trainer.train_step` and
-nowhere else.
+One :class:`Trainer` runs one :class:`~waekit.config.RunConfig` into one run folder (the
+folder's layout and writer are in :mod:`waekit.run`). :meth:`Trainer.train_step` is the
+whole step, adversarial schedule included: encode and decode once, one critic step
+(WAE-GAN, AAE), then one auto-encoder step.
 
 Resuming is exact: the data order is a function of (seed, epoch), the learning rate a
 function of the step, and every random draw of a step (prior samples, reparameterisation
@@ -13,17 +13,21 @@ stopped and resumed ends with the same weights as one that never stopped.
 Under torchrun the same holds for any number of processes: the global batch and all of a
 step's noise are those of one process, and each rank takes its share (multi-process
 details and the gradient bookkeeping in :mod:`waekit.distributed`).
+
+Speed: ``train.precision=auto`` trains in bf16 autocast with channels_last conv nets where
+the hardware computes bf16 natively (a GPU that supports it, a CPU with AVX512-BF16 or
+AMX), else in fp32 (:func:`choose_precision`); Adam is the fused kernel; the loss terms
+stay on the device and are read back only when a record is logged (:class:`LossWindow`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,22 +38,29 @@ from torch import nn
 from tqdm import tqdm
 
 from waekit import distributed as dist
-from waekit.checkpoint import load_checkpoint, save_checkpoint
-from waekit.config import RunConfig, TrainConfig
-from waekit.errors import (
-    CheckpointError,
-    ConfigError,
-    TrainingDiverged,
-    TrainingInterrupted,
-)
+from waekit.config import DataConfig, RunConfig, TrainConfig
+from waekit.errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from waekit.generate import to_float
-from waekit.io import atomic_write_text
-from waekit.models import LatentAutoEncoder, Posterior, model_from_config, save_model
-from waekit.run import CONFIG_FILE, METRICS_FILE, MODEL_FILE, Run, load_run, resolve_device
+from waekit.models import LatentAutoEncoder, Posterior, model_from_config
+from waekit.run import Run, RunWriter, load_data, load_run, resolve_device, stored_config
 
-__all__ = ["Trainer", "train", "lr_factor", "DeviceBatches"]
+__all__ = [
+    "Trainer",
+    "train",
+    "lr_factor",
+    "total_steps",
+    "DeviceBatches",
+    "LossWindow",
+    "Precision",
+    "choose_precision",
+    "cpu_has_native_bf16",
+    "fused_adam",
+    "use_compile",
+    "load_training_data",
+]
 
 
+# -- schedules -----------------------------------------------------------------------------
 def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: int) -> float:
     """Multiplier of the base learning rate at ``step``.
 
@@ -65,6 +76,25 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: in
         if step >= milestone * steps_per_epoch:
             factor *= f
     return factor
+
+
+def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """The run's length: ``train.steps`` when set (it wins), else epochs x steps an epoch."""
+    if cfg.steps:
+        return cfg.steps
+    return max(1, round(cfg.epochs * steps_per_epoch))
+
+
+# -- data ------------------------------------------------------------------------------------
+def load_training_data(data: DataConfig):
+    """(train split with ``data.limit``, held-out split or None) of a :class:`DataConfig`."""
+    train_set = load_data(data, "train", limit=data.limit)
+    try:
+        test_set = load_data(data)
+    except Exception as exc:  # a data set without a test split still trains
+        print(f"no held-out split ({exc}); the best checkpoint is not tracked", file=sys.stderr)
+        test_set = None
+    return train_set, test_set
 
 
 class DeviceBatches:
@@ -108,6 +138,94 @@ class DeviceBatches:
         return self.images.index_select(0, idx).float().div_(255.0)
 
 
+# -- precision and the speed choices (pure functions: every branch runs in the CPU tests) ----
+def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16 instructions).
+
+    ``flags``: the CPU's feature flags; default those of /proc/cpuinfo (empty elsewhere).
+    """
+    if flags is None:
+        flags = set()
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("flags"):
+                        flags = set(line.split(":", 1)[1].split())
+                        break
+        except OSError:
+            pass
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a step computes: ``mode`` 'fp32' | 'bf16' | 'fp16' (the autocast dtype), conv
+    tensors in channels_last, and ``reason`` (one line for the log and config.yaml)."""
+
+    mode: str
+    channels_last: bool
+    reason: str
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The autocast dtype (bf16 also when autocast is off: a dtype every device takes)."""
+        return torch.float16 if self.mode == "fp16" else torch.bfloat16
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self, device: torch.device) -> torch.autocast:
+        return torch.autocast(device.type, dtype=self.dtype, enabled=self.mode != "fp32")
+
+    def describe(self) -> str:
+        return self.mode + (" autocast + channels_last" if self.channels_last else "")
+
+
+def choose_precision(
+    requested: str,
+    device: torch.device,
+    conv: bool,
+    cpu_bf16: bool | None = None,
+    cuda_bf16: bool | None = None,
+) -> Precision:
+    """The precision of ``train.precision=requested`` on ``device``.
+
+    'auto': bf16 autocast where the hardware runs bf16 natively (``cpu_bf16`` / ``cuda_bf16``,
+    detected when None), fp32 elsewhere (emulated bf16 is slower than fp32). channels_last
+    goes with reduced precision on conv nets: oneDNN's and cuDNN's fast bf16 convolutions
+    are NHWC. fp16 needs a GPU (its loss scaling); on a CPU it trains in fp32.
+    """
+    cuda = device.type == "cuda"
+    if requested == "auto":
+        if cuda:
+            native = torch.cuda.is_bf16_supported() if cuda_bf16 is None else cuda_bf16
+            where = "the GPU supports bf16" if native else "the GPU has no bf16"
+        else:
+            native = cpu_has_native_bf16() if cpu_bf16 is None else cpu_bf16
+            where = "the CPU has native bf16" if native else "the CPU has no native bf16"
+        mode = "bf16" if native else "fp32"
+        reason = f"train.precision=auto: {where}"
+    elif requested == "fp16" and not cuda:
+        mode, reason = "fp32", "train.precision=fp16 needs a GPU (loss scaling); fp32 on the CPU"
+    else:
+        mode, reason = requested, f"train.precision={requested}"
+    return Precision(mode, channels_last=conv and mode != "fp32", reason=reason)
+
+
+def fused_adam(device: torch.device) -> bool:
+    """Whether Adam runs as one fused kernel: on CUDA and CPU (on the CPU 4x faster than
+    the per-tensor loop for the paper's conv nets, and no step counter read to the host)."""
+    return device.type in ("cuda", "cpu")
+
+
+def use_compile(mode: str, device: torch.device) -> bool:
+    """torch.compile for ``train.compile``: 'auto' compiles on CUDA only (on the CPU it did
+    not beat eager for these nets)."""
+    return mode == "on" or (mode == "auto" and device.type == "cuda")
+
+
+# -- a step's random draws ----------------------------------------------------------------
 #: Streams of a step's random draws, each from the RNG re-seeded by (seed, step, stream).
 _EPS, _CRITIC, _PENALTY = 1, 2, 3
 
@@ -116,13 +234,6 @@ def _step_seed(seed: int, step: int, stream: int) -> int:
     """A well-mixed 63-bit seed for (train.seed, step, stream)."""
     state = np.random.SeedSequence([seed % 2**64, step, stream]).generate_state(2, np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
-
-
-@dataclass
-class _Encoded(Posterior):
-    """A batch's posterior and its per-image reconstruction cost ``recon`` (n,)."""
-
-    recon: torch.Tensor | None = None
 
 
 class _AutoEncoderPass(nn.Module):
@@ -148,40 +259,34 @@ class _AutoEncoderPass(nn.Module):
         return post, model.reconstruction_cost(x, post.z)
 
 
-@dataclass
-class _Precision:
-    dtype: torch.dtype | None  # autocast dtype, None for fp32
-    scaler: torch.amp.GradScaler | None
+class LossWindow:
+    """The loss terms of the steps since the last record, kept on the device.
 
-    def autocast(self, device: torch.device):
-        if self.dtype is None:
-            return nullcontext()
-        return torch.autocast(device.type, dtype=self.dtype)
+    :meth:`add` only queues device work; :meth:`read` is the loop's one read back to the
+    host, once per ``train.log_every`` steps, so a step never waits for the GPU.
+    """
 
+    def __init__(self, step: int):
+        self.terms: list[dict[str, torch.Tensor]] = []
+        self.start, self.t0 = step, time.perf_counter()
 
-def _precision(name: str, device: torch.device) -> _Precision:
-    if device.type != "cuda":
-        if name in ("bf16", "fp16"):
-            print(
-                f"train.precision={name} needs a GPU; training in fp32 on {device}", file=sys.stderr
-            )
-        return _Precision(None, None)
-    if name == "auto":
-        name = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if name == "bf16":
-        return _Precision(torch.bfloat16, None)
-    if name == "fp16":
-        return _Precision(torch.float16, torch.amp.GradScaler("cuda"))
-    return _Precision(None, None)
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
+        """Queue a step's terms (device scalars)."""
+        self.terms.append(terms)
+
+    def read(self, world: dist.World) -> dict[str, float]:
+        """The mean of each term over the window (and over ranks), as floats."""
+        means = {k: torch.stack([t[k] for t in self.terms]).mean() for k in self.terms[0]}
+        return {k: float(v) for k, v in dist.average_scalars(means, world).items()}
 
 
-def _adam(params: list, lr: float, betas: tuple[float, float], device: torch.device):
-    fused = device.type == "cuda"
-    return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused)
-
-
+# -- the trainer ---------------------------------------------------------------------------
 class Trainer:
-    """Train ``config`` into ``out_dir``. ``resume`` continues from checkpoints/last."""
+    """Train ``config`` into ``out_dir``; ``resume`` continues from checkpoints/last.
+
+    The folder is checked and locked first (before any data is read); :meth:`fit` runs the
+    loop and releases it, as does :meth:`close` for a trainer that is not fitted.
+    """
 
     def __init__(
         self,
@@ -191,77 +296,88 @@ class Trainer:
         data=None,
         test_data=None,
         progress: bool = True,
+        world: dist.World | None = None,
     ):
         self.config = config
         self.out = Path(out_dir)
-        self.resume = resume
-        self.world = dist.World.from_env()
+        self.world = world or dist.current()
         self.progress = progress and self.world.is_main
-        cfg = config.train
-        self.device = self.world.device if self.world.size > 1 else resolve_device(cfg.device)
-        self.precision = _precision(cfg.precision, self.device)
+        self.run = RunWriter(self.out, config, resume, main=self.world.is_main)
+        try:
+            self._setup(data, test_data, resume)
+        except BaseException:
+            self.run.close(failed=True)
+            raise
 
-        train_set, test_set = data, test_data
+    def _setup(self, train_set, test_set, resume: bool) -> None:
+        config, cfg, world = self.config, self.config.train, self.world
+        self.device = world.device if world.size > 1 else resolve_device(cfg.device)
         if train_set is None:
-            with dist.main_first(self.world):  # one download, not one per process
-                train_set, test_set = _load_data(config)
-        self.train_set, self.test_set = train_set, test_set
-        if getattr(train_set, "note", None) and self.world.is_main:
+            with dist.main_first(world):  # one download, not one per process
+                train_set, test_set = load_training_data(config.data)
+        if getattr(train_set, "note", None) and world.is_main:
             print(train_set.note, file=sys.stderr)
+        self.train_set, self.test_set = train_set, test_set
 
         torch.manual_seed(cfg.seed)
-        self.model: LatentAutoEncoder = model_from_config(config.model, train_set.image_shape)
-        if self.world.size > 1 and config.distributed.sync_batch_norm:
-            self.model = _sync_batch_norm(self.model, self.device)
-        self.model.to(self.device)
-        dist.broadcast_model(self.model, self.world)  # the critic is outside DDP's own broadcast
+        model = model_from_config(config.model, train_set.image_shape)
+        self.precision = choose_precision(
+            cfg.precision, self.device, conv=config.model.net != "mlp"
+        )
+        if world.size > 1 and config.distributed.sync_batch_norm:
+            model = dist.sync_batch_norm(model, self.device)
+        self.model: LatentAutoEncoder = model.to(
+            self.device, memory_format=self.precision.memory_format
+        )
+        dist.broadcast_model(model, world)  # the critic is outside DDP's own broadcast
+        fused = fused_adam(self.device)
         self.optimizers = {
-            "ae": _adam(self.model.autoencoder_parameters(), cfg.lr, cfg.betas, self.device)
-        }
-        if self.model.critic is not None:
-            self.optimizers["critic"] = _adam(
-                self.model.critic_parameters(), cfg.critic_lr, cfg.critic_betas, self.device
+            "ae": torch.optim.Adam(
+                model.autoencoder_parameters(), lr=cfg.lr, betas=cfg.betas, fused=fused
             )
-        self.ddp = dist.wrap(_AutoEncoderPass(self.model), self.world)
+        }
+        if model.critic is not None:
+            self.optimizers["critic"] = torch.optim.Adam(
+                model.critic_parameters(), lr=cfg.critic_lr, betas=cfg.critic_betas, fused=fused
+            )
+        # Loss scaling for fp16 only; disabled, its calls pass through.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.mode == "fp16")
+        self.compiled = use_compile(cfg.compile, self.device)
+        compiled = torch.compile if self.compiled else (lambda f: f)
+        self.forward: Callable = compiled(dist.wrap(_AutoEncoderPass(model), world))
+        self.objective: Callable = compiled(model.objective)
 
         array = np.ascontiguousarray(train_set.images)
         if not array.flags.writeable:  # a read-only memory map: torch wants its own copy
             array = array.copy()
         images = torch.from_numpy(array).to(self.device)
-        self.batches = DeviceBatches(
-            images, cfg.batch_size, cfg.seed, self.world.rank, self.world.size
-        )
+        self.batches = DeviceBatches(images, cfg.batch_size, cfg.seed, world.rank, world.size)
         self.steps_per_epoch = self.batches.steps_per_epoch
-        self.total_steps = cfg.steps or max(1, round(cfg.epochs * self.steps_per_epoch))
-        self.holdout = self._holdout_batch()
+        self.total_steps = total_steps(cfg, self.steps_per_epoch)
+        self.holdout = None
+        if cfg.holdout and test_set is not None:
+            self.holdout = to_float(test_set.images[: cfg.holdout], self.device)
         self.step = 0
-        self.best_loss = math.inf
         self._stop_signal: int | None = None
-        self._forward = self._compiled(self.ddp)
-        self._objective = self._compiled(self.model.objective)
-        self._loss_fn: Callable[[torch.Tensor, _Encoded], dict[str, torch.Tensor]]
-        self._loss_fn = self._global_losses
         if resume:
-            self._restore()
+            meta = self.run.restore(model, self.optimizers)
+            _match_state_layout(self.optimizers)
+            self.step = int(meta["step"])
+            if meta.get("scaler") and self.scaler.is_enabled():
+                self.scaler.load_state_dict(meta["scaler"])
+            dist.broadcast_model(model, world)
 
-    # -- set-up helpers --------------------------------------------------------------------
-    def _holdout_batch(self) -> torch.Tensor | None:
-        n = self.config.train.holdout
-        if n == 0 or self.test_set is None:
-            return None
-        return to_float(self.test_set.images[:n], self.device)
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoints"
 
-    def _compiled(self, fn: Callable) -> Callable:
-        mode = self.config.train.compile
-        use = mode == "on" or (mode == "auto" and self.device.type == "cuda")
-        return torch.compile(fn) if use else fn
+    def close(self) -> None:
+        """Release the run folder (fit does this itself)."""
+        self.run.close()
 
     # -- the step ------------------------------------------------------------------------------
-    def _lr(self, step: int) -> float:
-        return lr_factor(self.config.train, step, self.steps_per_epoch, self.total_steps)
-
     @contextmanager
-    def _seeded(self, stream: int) -> Iterator[None]:
+    def _draws(self, stream: int) -> Iterator[None]:
         """Draw from the RNG seeded by (seed, step, stream): the same numbers in every
         process, at any number of processes, and after a resume; the outer RNG is untouched."""
         devices = [self.device] if self.device.type == "cuda" else []
@@ -269,160 +385,64 @@ class Trainer:
             torch.manual_seed(_step_seed(self.config.train.seed, self.step, stream))
             yield
 
-    def _global_draws(self, n_local: int) -> tuple[int, int]:
-        """(global batch size, latent dimension) of this step's draws."""
-        return n_local * self.world.size, self.config.model.latent_dim
-
-    def _global_losses(self, x: torch.Tensor, enc: _Encoded) -> dict[str, torch.Tensor]:
-        """Loss terms of this rank's images; the penalty on the global batch of codes.
-
-        With ``distributed.global_batch_objective`` the codes of all ranks are gathered and
-        compared with all N prior draws (the gradient bookkeeping is in
-        :mod:`waekit.distributed`); otherwise each rank's m = N / K codes are compared with
-        its share of the draws (the per-rank estimate).
-        """
-        with self._seeded(_PENALTY):
-            prior = self.model.sample_prior(self._global_draws(x.shape[0])[0], like=enc.z)
-            post: Posterior = enc
-            if self.world.size > 1:
-                if self.config.distributed.global_batch_objective:
-                    post = _gather_posterior(enc, self.world)
-                else:
-                    prior = dist.own_rows(prior, self.world)
-            return self._objective(enc.recon, post, prior)
-
-    def _optimizer_step(
-        self, name: str, loss: torch.Tensor, params: list, average: bool = False
-    ) -> None:
-        """Backward and step; ``average``: average the gradients over ranks first (for
-        parameters that DDP does not hold)."""
+    def _update(self, name: str, loss: torch.Tensor, params: list, average: bool = False) -> None:
+        """Backward ``loss`` and step optimiser ``name``; ``average``: average the gradients
+        over ranks first (for parameters that DDP does not hold, i.e. the critic)."""
         opt = self.optimizers[name]
-        scaler = self.precision.scaler
         opt.zero_grad(set_to_none=True)
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+        self.scaler.scale(loss).backward()
         if average:
             dist.average_gradients(params, self.world)
-        if scaler is not None:
-            scaler.unscale_(opt)
         if self.config.train.grad_clip is not None:
+            self.scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, self.config.train.grad_clip)
-        if scaler is not None:
-            scaler.step(opt)
-            scaler.update()
-        else:
-            opt.step()
+        self.scaler.step(opt)
 
     def train_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One step on batch ``x`` (this rank's share of the global batch): encode and
-        decode once; for adversarial models one critic step on the batch's codes (detached)
-        against prior draws; then one auto-encoder step against the updated critic."""
-        factor = self._lr(self.step)
-        for name, opt in self.optimizers.items():
-            base = self.config.train.lr if name == "ae" else self.config.train.critic_lr
-            for group in opt.param_groups:
-                group["lr"] = base * factor
-        model = self.model
-        n_global, d = self._global_draws(x.shape[0])
+        """One step on batch ``x`` (n, C, H, W), this rank's share of the global batch of N.
+
+        Returns the mean of each loss term as a device scalar (nothing is read back)."""
+        cfg, model, world = self.config.train, self.model, self.world
+        factor = lr_factor(cfg, self.step, self.steps_per_epoch, self.total_steps)
+        for group in self.optimizers["ae"].param_groups:
+            group["lr"] = cfg.lr * factor
+        x = x.contiguous(memory_format=self.precision.memory_format)
+        n_global, d = x.shape[0] * world.size, self.config.model.latent_dim
+
+        # Encode and decode once. A Gaussian encoder's noise is drawn for the global batch,
+        # (N, d), and each rank takes its rows: the draws do not depend on the world size.
         eps = None
         if model.config.gaussian:
-            with self._seeded(_EPS):  # (N, d) for the global batch; this rank's rows
-                eps = dist.own_rows(torch.randn(n_global, d, device=self.device), self.world)
+            with self._draws(_EPS):
+                eps = dist.own_rows(torch.randn(n_global, d, device=self.device), world)
         with self.precision.autocast(self.device):
-            post, recon = self._forward(x, eps)
-        enc = _Encoded(z=post.z, mu=post.mu, logvar=post.logvar, recon=recon)
+            post, recon = self.forward(x, eps)  # recon: (n,) costs; under DDP on several ranks
+
+        # Adversarial models: one critic step on the codes (detached) against prior draws.
+        terms_critic = {}
         if model.critic is not None:
-            with self._seeded(_CRITIC), self.precision.autocast(self.device):
-                prior = dist.own_rows(model.sample_prior(n_global, like=post.z), self.world)
-                critic_loss = dist.critic_loss(
-                    model, post.z.detach(), self.world, self.config, prior
-                )
-            self._optimizer_step(
-                "critic", critic_loss, model.critic_parameters(), average=self.world.size > 1
-            )
-        with self.precision.autocast(self.device):
-            terms = self._loss_fn(x, enc)
-        self._optimizer_step("ae", terms["loss"], model.autoencoder_parameters())
-        out = {k: v.detach().mean() for k, v in terms.items()}
-        if model.critic is not None:
-            out["critic"] = critic_loss.detach()
-        return out
+            for group in self.optimizers["critic"].param_groups:
+                group["lr"] = cfg.critic_lr * factor
+            with self._draws(_CRITIC), self.precision.autocast(self.device):
+                prior = dist.own_rows(model.sample_prior(n_global, like=post.z), world)
+                critic_loss = model.critic_loss(post.z.detach(), prior)
+            self._update("critic", critic_loss, model.critic_parameters(), world.size > 1)
+            terms_critic["critic"] = critic_loss
 
-    # -- checkpoints -----------------------------------------------------------------------
-    @property
-    def ckpt_dir(self) -> Path:
-        return self.out / "checkpoints"
+        # Then one auto-encoder step: reconstruction + the penalty against the updated
+        # critic, the penalty on the global batch of codes against N prior draws.
+        with self._draws(_PENALTY), self.precision.autocast(self.device):
+            prior = model.sample_prior(n_global, like=post.z)
+            if world.size > 1 and self.config.distributed.global_batch_objective:
+                post = dist.gather_posterior(post, world)
+            else:  # one process, or the per-rank estimate: this rank's share of the draws
+                prior = dist.own_rows(prior, world)
+            terms = self.objective(recon, post, prior)
+        self._update("ae", terms["loss"], model.autoencoder_parameters())
+        self.scaler.update()  # once per step, after every optimiser stepped
+        return {k: v.detach().float().mean() for k, v in {**terms, **terms_critic}.items()}
 
-    def _state_extra(self) -> dict[str, Any]:
-        return {
-            "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
-            "config": self.config.to_dict(),
-            "world_size": self.world.size,
-        }
-
-    def _params_finite(self) -> bool:
-        return all(torch.isfinite(p).all() for p in self.model.parameters())
-
-    def save(self, holdout_loss: float | None = None) -> None:
-        """Write last (and best) checkpoint and model.safetensors; rank 0 only."""
-        if not self.world.is_main:
-            return
-        if not self._params_finite():
-            raise TrainingDiverged(
-                f"weights became NaN/inf by step {self.step}; not overwriting the last good "
-                f"checkpoint in {self.ckpt_dir}. Lower train.lr or set train.grad_clip."
-            )
-        last = self.ckpt_dir / "last.safetensors"
-        save_checkpoint(last, self.model, self.optimizers, self.step, self._state_extra())
-        save_model(self.model, self.out / MODEL_FILE)
-        if holdout_loss is not None and holdout_loss < self.best_loss:
-            self.best_loss = holdout_loss
-            save_checkpoint(
-                self.ckpt_dir / "best.safetensors",
-                self.model,
-                self.optimizers,
-                self.step,
-                self._state_extra(),
-            )
-            save_model(self.model, self.ckpt_dir / "best-model.safetensors")
-
-    def _restore(self) -> None:
-        last = self.ckpt_dir / "last.safetensors"
-        if not last.is_file():
-            raise CheckpointError(
-                f"--resume was given but {last} does not exist; start without --resume"
-            )
-        # A step's noise depends on (seed, step) only and the batch is the global one, so the
-        # run continues the same at any number of processes.
-        meta = load_checkpoint(last, self.model, self.optimizers, restore_rng=True)
-        self.step = int(meta["step"])
-        self.best_loss = meta.get("best_loss") or math.inf
-        dist.broadcast_model(self.model, self.world)
-
-    # -- logging -------------------------------------------------------------------------------
-    def _log(self, record: dict[str, Any]) -> None:
-        if not self.world.is_main:
-            return
-        with open(self.out / METRICS_FILE, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k not in ("step", "epoch"):
-                    self.writer.add_scalar(f"{record['kind']}/{k}", v, record["step"])
-
-    def _truncate_metrics(self) -> None:
-        """On resume, drop records written after the checkpoint (they will be redone)."""
-        path = self.out / METRICS_FILE
-        if not path.is_file() or not self.world.is_main:
-            return
-        keep = []
-        for line in path.read_text().splitlines():
-            try:
-                if json.loads(line).get("step", 0) <= self.step:
-                    keep.append(line)
-            except json.JSONDecodeError:
-                continue
-        atomic_write_text(path, "".join(line + "\n" for line in keep))
-
+    # -- held-out loss and checkpoints -----------------------------------------------------
     @torch.no_grad()
     def holdout_loss(self) -> float | None:
         """Mean loss on the fixed held-out test images, with a fixed noise seed."""
@@ -431,54 +451,99 @@ class Trainer:
         self.model.eval()
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(12345)
-            terms = self.model.losses(self.holdout)
+            x = self.holdout.contiguous(memory_format=self.precision.memory_format)
+            with self.precision.autocast(self.device):
+                loss = self.model.losses(x)["loss"]
         self.model.train()
-        return float(terms["loss"])
+        return float(loss)
 
-    @torch.no_grad()
+    def _diverged(self, what: str) -> TrainingDiverged:
+        """The error for a non-finite loss or weight, saying what is kept (if anything)."""
+        if self.run.has_checkpoint():
+            kept = f"the last good checkpoint is kept in {self.ckpt_dir}"
+        else:
+            kept = "no checkpoint was written before that"
+        lr = self.config.train.lr / 10
+        return TrainingDiverged(
+            f"{what}; {kept}. Train again into a new --out with --set train.lr={lr:g} or "
+            "--set train.grad_clip=1 (or --set train.precision=fp32)"
+        )
+
+    def _checkpoint(self) -> None:
+        if self.world.is_main:
+            loss = self.holdout_loss()
+            if loss is not None:
+                if not math.isfinite(loss):
+                    raise self._diverged(f"held-out loss is {loss} at step {self.step}")
+                self.run.log({"kind": "eval", "step": self.step, "holdout_loss": loss})
+            finite = torch.stack([torch.isfinite(p).all() for p in self.model.parameters()])
+            if not bool(finite.all()):
+                raise self._diverged(f"weights became NaN/inf by step {self.step}")
+            extra = {
+                "config": self.config.to_dict(),
+                "world_size": self.world.size,
+                "total_steps": self.total_steps,
+                "precision": self.precision.describe(),
+            }
+            if self.scaler.is_enabled():
+                extra["scaler"] = self.scaler.state_dict()
+            self.run.checkpoint(self.model, self.optimizers, self.step, loss, extra)
+        dist.barrier(self.world)
+
+    def save(self) -> None:
+        """Write a checkpoint of the current state (last; best when the held-out loss is
+        the lowest so far) and model.safetensors; rank 0 writes."""
+        self._checkpoint()
+
     def write_images(self) -> None:
-        if not self.world.is_main:
-            return
-        from waekit.report.grids import image_grid, reconstruction_grid, save_png
-
         self.model.eval()
-        g = torch.Generator().manual_seed(0)
-        samples = self.model.sample(64, generator=g).float().cpu().numpy()
-        img_dir = self.out / "images"
-        save_png(image_grid(samples, 8), img_dir / f"samples-{self.step:06d}.png")
-        if self.holdout is not None:
-            real = self.holdout[:32]
-            recon = self.model.reconstruct(real)
-            grid = reconstruction_grid(real.cpu().numpy(), recon.float().cpu().numpy(), 8)
-            save_png(grid, img_dir / f"recon-{self.step:06d}.png")
-        if self.writer is not None:
-            self.writer.add_image("samples", image_grid(samples, 8), self.step, dataformats="HWC")
+        self.run.images(self.model, self.step, self.holdout)
         self.model.train()
 
-    # -- the loop --------------------------------------------------------------------------------
+    # -- the loop ------------------------------------------------------------------------------
+    def _header(self) -> list[str]:
+        """config.yaml's comment lines: the effective length and how it computes."""
+        cfg = self.config.train
+        if cfg.steps:
+            length = f"train.steps={cfg.steps} (set, so train.epochs is not used)"
+        else:
+            length = f"train.epochs={cfg.epochs:g} x {self.steps_per_epoch} steps an epoch"
+        return [
+            f"This run trains for {self.total_steps} steps: {length}.",
+            f"Precision: {self.precision.describe()} ({self.precision.reason}) on "
+            f"{self.device}; Adam {'fused' if fused_adam(self.device) else 'per tensor'}; "
+            f"torch.compile {'on' if self.compiled else 'off'}.",
+        ]
+
+    def _record(self, window: LossWindow) -> dict[str, Any]:
+        values = window.read(self.world)
+        if not all(math.isfinite(v) for v in values.values()):
+            bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+            raise self._diverged(
+                f"loss terms became non-finite between steps {window.start} and {self.step}: {bad}"
+            )
+        dt = time.perf_counter() - window.t0
+        cfg = self.config.train
+        factor = lr_factor(cfg, self.step - 1, self.steps_per_epoch, self.total_steps)
+        record = {
+            "kind": "train",
+            "step": self.step,
+            "epoch": self.step / self.steps_per_epoch,
+            **values,
+            "lr": cfg.lr * factor,
+            "images_per_s": (self.step - window.start) * cfg.batch_size / max(dt, 1e-9),
+        }
+        self.run.log(record)
+        return record
+
     def _on_signal(self, signum, frame) -> None:
         self._stop_signal = signum
 
-    def fit(self) -> Run:
+    def fit(self) -> Run | None:
+        """Train to ``total_steps``; returns the loaded run (None on ranks other than 0)."""
         cfg = self.config.train
-        self.out.mkdir(parents=True, exist_ok=True)
-        if self.world.is_main:
-            if not self.resume and (self.ckpt_dir / "last.safetensors").exists():
-                raise ConfigError(
-                    f"{self.out} already holds a run; pass --resume to continue it or choose "
-                    "another --out folder"
-                )
-            atomic_write_text(self.out / CONFIG_FILE, self.config.to_yaml())
-        if self.resume:
-            self._truncate_metrics()
-        self.writer = None
-        if self.world.is_main:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(self.out / "tb"), purge_step=self.step or None)
-
+        shown = ("loss", "recon", "kl", "mmd", "adv", "sw", "critic", "images_per_s")
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        ckpt_every = cfg.checkpoint_every or self.steps_per_epoch
         bar = tqdm(
             total=self.total_steps,
             initial=self.step,
@@ -487,119 +552,50 @@ class Trainer:
             dynamic_ncols=True,
             file=sys.stderr,
         )
-        self.model.train()
-        window: list[dict[str, torch.Tensor]] = []
-        t0, n0 = time.perf_counter(), self.step
         try:
+            header = self._header()
+            self.run.start(self.config, self.step, header)
+            if self.world.is_main:
+                print(f"training: {header[0]} {header[1]}", file=sys.stderr)
+            ckpt_every = cfg.checkpoint_every or self.steps_per_epoch
+            self.model.train()
+            window = LossWindow(self.step)
             while self.step < self.total_steps:
-                x = self.batches.batch(self.step)
-                window.append(self.train_step(x))
+                window.add(self.train_step(self.batches.batch(self.step)))
                 self.step += 1
                 bar.update(1)
                 last_step = self.step == self.total_steps
                 if (cfg.log_every and self.step % cfg.log_every == 0) or last_step:
-                    record = self._read_window(window, t0, n0)
-                    window, t0, n0 = [], time.perf_counter(), self.step
-                    bar.set_postfix(
-                        {
-                            k: f"{v:.4g}"
-                            for k, v in record.items()
-                            if k
-                            in ("loss", "recon", "kl", "mmd", "adv", "sw", "critic", "images_per_s")
-                        }
-                    )
+                    record = self._record(window)  # the only read back to the host
+                    window = LossWindow(self.step)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in shown})
                 if (cfg.image_every and self.step % cfg.image_every == 0) or last_step:
                     self.write_images()
                 if self.step % ckpt_every == 0 or last_step:
                     self._checkpoint()
                 if dist.any_rank(self._stop_signal is not None, self.world):
-                    self._stop_signal = self._stop_signal or signal.SIGTERM
+                    name = signal.Signals(self._stop_signal or signal.SIGTERM).name
                     self._checkpoint()
-                    name = signal.Signals(self._stop_signal).name
                     raise TrainingInterrupted(
-                        f"{name} received: checkpoint saved at step {self.step} "
-                        f"in {self.ckpt_dir}; "
-                        f"continue with --resume"
+                        f"{name} received: checkpoint saved at step {self.step} in "
+                        f"{self.ckpt_dir}; continue with --resume"
                     )
         finally:
             bar.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
-            if self.writer is not None:
-                self.writer.close()
+            self.run.close()
         return load_run(self.out, device=str(self.device)) if self.world.is_main else None
 
-    def _read_window(self, window: list[dict[str, torch.Tensor]], t0: float, n0: int) -> dict:
-        """Read the accumulated loss terms back to the host (the only sync of the loop)."""
-        stacked = {k: torch.stack([w[k] for w in window]).mean() for k in window[0]}
-        values = {k: float(v) for k, v in dist.average_scalars(stacked, self.world).items()}
-        if not all(math.isfinite(v) for v in values.values()):
-            bad = {k: v for k, v in values.items() if not math.isfinite(v)}
-            raise TrainingDiverged(
-                f"loss terms became non-finite between steps {n0} and {self.step}: {bad}. "
-                f"The last good checkpoint is kept in {self.ckpt_dir}; lower train.lr, set "
-                f"train.grad_clip, or use train.precision=fp32, then --resume."
-            )
-        dt = time.perf_counter() - t0
-        record = {
-            "kind": "train",
-            "step": self.step,
-            "epoch": self.step / self.steps_per_epoch,
-            **values,
-            "lr": self.config.train.lr * self._lr(self.step - 1),
-            "images_per_s": (self.step - n0) * self.config.train.batch_size / max(dt, 1e-9),
-        }
-        self._log(record)
-        return record
 
-    def _checkpoint(self) -> None:
-        loss = self.holdout_loss() if self.world.is_main else None
-        if loss is not None:
-            if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"held-out loss is {loss} at step {self.step}; the last good checkpoint is "
-                    f"kept in {self.ckpt_dir}. Lower train.lr or set train.grad_clip."
-                )
-            self._log({"kind": "eval", "step": self.step, "holdout_loss": loss})
-        self.save(loss)
-        dist.barrier(self.world)
-
-
-def _gather_posterior(enc: Posterior, world: dist.World) -> Posterior:
-    """The posterior of the global batch: z (and mu, logvar) of all ranks in one gather."""
-    parts = [enc.z] if enc.logvar is None else [enc.z, enc.mu, enc.logvar]
-    whole = dist.gather_rows(torch.cat(parts, dim=1), world).split(enc.z.shape[1], dim=1)
-    if enc.logvar is None:
-        return Posterior(z=whole[0], mu=whole[0])
-    return Posterior(z=whole[0], mu=whole[1], logvar=whole[2])
-
-
-def _sync_batch_norm(model: LatentAutoEncoder, device: torch.device) -> LatentAutoEncoder:
-    """Batch norm over the global batch (SyncBatchNorm), which PyTorch runs on GPUs only."""
-    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if has_bn and device.type != "cuda":
-        raise ConfigError(
-            "distributed.sync_batch_norm=true needs GPUs: PyTorch's SyncBatchNorm does not run "
-            f"on {device.type}. Set distributed.sync_batch_norm=false (each process then "
-            "normalises over its own share of the batch), or use model.batch_norm=false"
-        )
-    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-
-
-def _load_data(config: RunConfig):
-    from waekit.data import load_dataset
-
-    d = config.data
-    kwargs = dict(
-        root=d.root, download=d.download, fallback=d.fallback, image_size=d.image_size, path=d.path
-    )
-    train_set = load_dataset(d.name, split="train", limit=d.limit, **kwargs)
-    try:
-        test_set = load_dataset(d.name, split=d.test_split, **kwargs)
-    except Exception as exc:  # a data set without a test split still trains
-        print(f"no held-out split ({exc}); the best checkpoint is not tracked", file=sys.stderr)
-        test_set = None
-    return train_set, test_set
+def _match_state_layout(optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    """Give restored moment tensors their parameter's memory layout (channels_last conv
+    weights): the fused Adam kernel walks parameter and moments in the same memory order."""
+    for opt in optimizers.values():
+        for p, state in opt.state.items():
+            for k, v in state.items():
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def train(
@@ -609,10 +605,20 @@ def train(
     overrides: list[str] = (),
     resume: bool = False,
     progress: bool = True,
-) -> Run:
-    """Train a preset (or a :class:`RunConfig`) into ``out`` and return the loaded run."""
+) -> Run | None:
+    """Train a preset (or a :class:`RunConfig`) into ``out`` and return the loaded run
+    (None on the ranks other than 0 of a torchrun job).
+
+    With ``resume`` and neither preset nor config, the run continues with its stored config;
+    ``overrides`` may then extend it (train.steps, ...), see :data:`waekit.run.RESUMABLE_KEYS`.
+    """
     from waekit.config import resolve_config
 
-    saved = Path(out) / CONFIG_FILE if resume else None  # a resumed run continues as it was
-    config = resolve_config(preset=preset, config=config, overrides=overrides, saved=saved)
-    return Trainer(config, out, resume=resume, progress=progress).fit()
+    if resume and preset is None and config is None:
+        config = stored_config(out)  # config.yaml; the checkpoint's when it is missing
+    config = resolve_config(preset=preset, config=config, overrides=overrides)
+    world = dist.setup()
+    try:
+        return Trainer(config, out, resume=resume, progress=progress, world=world).fit()
+    finally:
+        dist.teardown(world)
