@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +96,18 @@ def test_nothing_to_prepare_for_path_data_sets(offline: Path) -> None:
         prepare_dataset("folder")
     with pytest.raises(DataError, match=r"digits has no prepared cache: .*from mnist_5k.csv.gz"):
         prepare_dataset("digits")
+
+
+def test_a_killed_writers_partial_files_are_removed_by_the_next(
+    offline: Path, release: dict
+) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # its pid is now free: the writer of the orphan is gone
+    prepared = offline / "mnist" / "prepared"
+    prepared.mkdir(parents=True)
+    orphan = prepared / f".train-28px.images.npy.{proc.pid}.x1y2.part"
+    orphan.write_bytes(b"\x93NUMPY half a cache")
+    prepare_dataset("mnist")
+    assert not orphan.exists()
+    assert not [n for n in _prepared(offline) if n.endswith(".part")]
+    assert load_dataset("mnist", "train").images.shape == (30, 1, 28, 28)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import os
+import re
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -24,7 +28,8 @@ T10K = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 class _Server:
     """Serves ``files`` under /good/, the first half of each under /cut/ (then hangs up),
-    nothing for 2 s under /slow/, 404 elsewhere; ``hits`` records the paths asked for."""
+    nothing for 2 s under /slow/, 10 bytes per 20 ms under /trickle/, 404 elsewhere;
+    ``hits`` records the paths asked for."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
@@ -36,7 +41,7 @@ class _Server:
                 server.hits.append(self.path)
                 mode, _, name = self.path.strip("/").partition("/")
                 data = server.files.get(name.rpartition("/")[2])
-                if data is None or mode not in ("good", "cut", "slow"):
+                if data is None or mode not in ("good", "cut", "slow", "trickle"):
                     self.send_error(404)
                     return
                 if mode == "slow":
@@ -44,6 +49,12 @@ class _Server:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if mode == "trickle":  # 10 bytes every 20 ms: each read gets something
+                    for start in range(0, len(data), 10):
+                        self.wfile.write(data[start : start + 10])
+                        self.wfile.flush()
+                        time.sleep(0.02)
+                    return
                 self.wfile.write(data[: len(data) // 2] if mode == "cut" else data)
 
             def log_message(self, *args: object) -> None:
@@ -207,3 +218,74 @@ def test_cifar_tarball_download(
     ds = load_dataset("cifar10", "test")
     assert np.array_equal(ds.images, test_images) and ds.labels.tolist() == [7, 8, 9]
     assert not (offline / "cifar10" / "cifar-10-python.tar.gz").exists()
+
+
+def test_trickling_server_is_abandoned_as_stalled(
+    server: _Server, offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # about 500 bytes/s: every read returns within the 5 s read timeout, forever
+    server.files["t10k-labels-idx1-ubyte.gz"] = b"x" * 1_000_000
+    _mirrors(monkeypatch, "mnist", f"{server.url}/trickle/")
+    monkeypatch.setattr(dl, "STALL_S", 0.4)
+    monkeypatch.setattr(dl, "STALL_BYTES", 2000)
+    start = time.monotonic()
+    with pytest.raises(DataError) as info:
+        dl.fetch("mnist", "t10k-labels-idx1-ubyte.gz", offline / "mnist")
+    assert time.monotonic() - start < 3.0
+    message = str(info.value)
+    assert re.search(
+        r"trickle/t10k-labels-idx1-ubyte.gz: stalled: \d+ bytes in the last 0.4 s "
+        r"\(less than 2,000 per 0.4 s\), \d+ bytes received",
+        message,
+    ), message
+    assert _leftovers(offline / "mnist") == []
+
+
+def test_deadline_per_file(server: _Server, offline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server.files["t10k-labels-idx1-ubyte.gz"] = b"x" * 1_000_000
+    _mirrors(monkeypatch, "mnist", f"{server.url}/trickle/")
+    monkeypatch.setattr(dl, "DEADLINE_S", 0.5)
+    start = time.monotonic()
+    with pytest.raises(DataError, match=r"gave up after 0.5 s \(the deadline per file\) with "):
+        dl.fetch("mnist", "t10k-labels-idx1-ubyte.gz", offline / "mnist")
+    assert time.monotonic() - start < 3.0
+    assert _leftovers(offline / "mnist") == []
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_progress_bar_mode_and_orphans(
+    server: _Server,
+    offline: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = b"labels" * 10_000
+    name = "t10k-labels-idx1-ubyte.gz"
+    server.files[name] = data
+    monkeypatch.setitem(dl.MD5["mnist"], name, hashlib.md5(data).hexdigest())
+    _mirrors(monkeypatch, "mnist", f"{server.url}/good/")
+    folder = offline / "mnist"
+    folder.mkdir(parents=True)
+    # left by a killed download, by an old version (no pid, a day old), and one in progress
+    killed = folder / f".{name}.{_dead_pid()}.k1ll3d.part"
+    old = folder / f".{name}.0ld.part"
+    live = folder / f".{name}.{os.getppid()}.l1ve.part"
+    for p in (killed, old, live):
+        p.write_bytes(b"partial")
+    day_ago = time.time() - 25 * 3600
+    os.utime(old, (day_ago, day_ago))
+    previous = os.umask(0o027)
+    try:
+        path = dl.fetch("mnist", name, folder, progress=True)
+    finally:
+        os.umask(previous)
+    assert path.read_bytes() == data
+    assert path.stat().st_mode & 0o777 == 0o640  # the umask's mode, not mkstemp's 0600
+    assert _leftovers(folder) == sorted([name, live.name])
+    err = capsys.readouterr().err
+    assert f"{name}: 100%" in err and "60.0k/60.0k" in err

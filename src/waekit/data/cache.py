@@ -21,13 +21,13 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from waekit.data.files import clean_orphans, new_temp
 from waekit.errors import DataError
 
 __all__ = [
@@ -105,9 +105,9 @@ def read_cache(
 
 
 def _tmp(prepared: Path, name: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=prepared, prefix=f".{name}.", suffix=".part")
+    fd, tmp = new_temp(prepared / name)
     os.close(fd)
-    return Path(tmp)
+    return tmp
 
 
 class CacheUnwritable(DataError):
@@ -128,6 +128,7 @@ class CacheWriter:
             raise DataError(f"{self.key}: a split with no images has no prepared cache")
         try:
             self.prepared.mkdir(parents=True, exist_ok=True)
+            clean_orphans(self.prepared)
             self._tmp_images = _tmp(self.prepared, f"{self.key}.images.npy")
             self.images = np.lib.format.open_memmap(
                 self._tmp_images, mode="w+", dtype=np.uint8, shape=shape

@@ -3,7 +3,10 @@
 A file is streamed into a temporary ``.<name>.*.part`` file in its destination folder,
 its md5 compared with the official one, and only then renamed to its final name
 (``os.replace``), so an interrupted or corrupted transfer never leaves a file that a
-later run would take for a good one. Every socket operation has a timeout.
+later run would take for a good one; the partial file is removed when a transfer fails,
+and those left by a killed process are removed by the next fetch into the folder. Every
+socket operation has a timeout, each file a deadline, and a transfer that trickles (less
+than :data:`STALL_BYTES` in :data:`STALL_S` seconds) is abandoned as stalled.
 
 The base URLs live in :data:`MIRRORS` (a test or a site mirror may replace them); the
 environment variable ``WAEKIT_DATA_MIRROR`` names a base URL tried first, under which a
@@ -16,11 +19,14 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tqdm import tqdm
+
+from waekit.data.files import clean_orphans, new_temp
 from waekit.errors import DataError
 
 __all__ = [
@@ -81,6 +87,11 @@ MD5: dict[str, dict[str, str]] = {
 MIRROR_ENV = "WAEKIT_DATA_MIRROR"
 #: Seconds any one connect or read may take before the transfer is abandoned.
 TIMEOUT_S = 30.0
+#: Seconds one file may take in all (CIFAR-10's 163 MB at 50 kB/s takes 55 minutes).
+DEADLINE_S = 3 * 3600.0
+#: A transfer is stalled when fewer than STALL_BYTES arrive in STALL_S seconds.
+STALL_S = 60.0
+STALL_BYTES = 16 * 1024
 _CHUNK = 1 << 20
 
 
@@ -106,24 +117,67 @@ def mirror_urls(dataset: str, filename: str) -> list[str]:
     return [base.rstrip("/") + "/" + filename for base in bases]
 
 
-def _transfer(url: str, dest: Path, md5: str) -> None:
+class _Watch:
+    """The per-file deadline and the stall detector of one transfer.
+
+    A server that trickles bytes defeats a per-read timeout: every read returns something.
+    So the transfer also fails when the whole file takes longer than :data:`DEADLINE_S`, or
+    when fewer than :data:`STALL_BYTES` arrive in any :data:`STALL_S` seconds.
+    """
+
+    def __init__(self) -> None:
+        self.start = self.window_start = time.monotonic()
+        self.window_bytes = 0
+
+    def update(self, received: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.start > DEADLINE_S:
+            raise TimeoutError(
+                f"gave up after {DEADLINE_S:g} s (the deadline per file) with {total:,} bytes "
+                "received"
+            )
+        self.window_bytes += received
+        if now - self.window_start >= STALL_S:
+            if self.window_bytes < STALL_BYTES:
+                span = now - self.window_start
+                raise TimeoutError(
+                    f"stalled: {self.window_bytes:,} bytes in the last {span:.1f} s (less than "
+                    f"{STALL_BYTES:,} per {STALL_S:g} s), {total:,} bytes received"
+                )
+            self.window_start, self.window_bytes = now, 0
+
+
+def _transfer(url: str, dest: Path, md5: str, progress: bool | None) -> None:
     """Download ``url`` to ``dest`` through a temporary file; raise ``OSError``/``ValueError``."""
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
+    fd, tmp = new_temp(dest)
     try:
         digest = hashlib.md5(usedforsecurity=False)
         received = 0
+        watch = _Watch()
         request = urllib.request.Request(url, headers={"User-Agent": "waekit"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=TIMEOUT_S) as resp:
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(request, timeout=TIMEOUT_S) as resp,
+        ):
             length = resp.headers.get("Content-Length")
-            while chunk := resp.read(_CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-            if length is not None and length.isdigit() and received != int(length):
-                raise ValueError(
-                    f"the connection closed after {received:,} of {int(length):,} bytes"
-                )
+            total = int(length) if length is not None and length.isdigit() else None
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                desc=dest.name,
+                disable=None if progress is None else not progress,
+                leave=True,
+            ) as bar:
+                # read1: whatever has arrived (one socket read), so the watch sees a trickle
+                while chunk := resp.read1(_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+                    watch.update(len(chunk), received)
+            if total is not None and received != total:
+                raise ValueError(f"the connection closed after {received:,} of {total:,} bytes")
             out.flush()
             os.fsync(out.fileno())
         got = digest.hexdigest()
@@ -136,11 +190,13 @@ def _transfer(url: str, dest: Path, md5: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def fetch(dataset: str, filename: str, folder: Path) -> Path:
+def fetch(dataset: str, filename: str, folder: Path, progress: bool | None = None) -> Path:
     """Download the official ``filename`` of ``dataset`` into ``folder``; return its path.
 
     Raises :class:`DownloadError` listing what each mirror answered; no file named
-    ``filename`` is left behind unless its md5 is the official one.
+    ``filename`` is left behind unless its md5 is the official one, and no partial file
+    either (those of a killed process are removed by the next fetch into the folder).
+    ``progress`` shows a progress bar on stderr (None: when stderr is a terminal).
     """
     md5 = MD5[dataset][filename]
     dest = folder / filename
@@ -148,11 +204,12 @@ def fetch(dataset: str, filename: str, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(f"cannot create the data folder {folder}: {exc}") from exc
+    clean_orphans(folder)
     failures = []
     for url in mirror_urls(dataset, filename):
         log.info("downloading %s", url)
         try:
-            _transfer(url, dest, md5)
+            _transfer(url, dest, md5, progress)
         except urllib.error.HTTPError as exc:
             failures.append(f"{url}: HTTP {exc.code} {exc.reason}")
         except urllib.error.URLError as exc:
