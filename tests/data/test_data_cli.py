@@ -33,6 +33,11 @@ def test_list_shows_presence(shared_data: Path) -> None:
     assert result.exit_code == 0
     assert f"present in {shared_data / 'mnist'}" in result.stdout
     assert "cifar10" in result.stdout and "missing (downloadable)" in result.stdout
+    assert f"`waekit data download cifar10 --root {shared_data}`" in result.stdout
+    assert (
+        "status:   your own files: `waekit train --set data.name=npz --set data.path=FILE.npz`"
+        in (result.stdout)
+    )
 
 
 def test_errors_go_to_stderr_with_exit_code_1(offline: Path) -> None:

@@ -70,7 +70,8 @@ def list_command(root: RootOption = None) -> None:
     typer.echo(f"data root: {data_root(root)}")
     for info in infos:
         if info.folder is None:
-            state = f"your own files: `--set data.name={info.name} --set data.path=...`"
+            use = f"--set data.name={info.name} --set data.path={info.path_kind}"
+            state = f"your own files: `waekit train {use}`"
         elif info.present:
             state = f"present in {info.found_in}"
         else:

@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from waekit.data import celeba, cifar
 from waekit.data.cache import CacheUnwritable, CacheWriter, cache_key, fingerprint, read_cache
 from waekit.data.celeba import CelebaSource
@@ -281,7 +283,9 @@ def _image_set(src: Source, split: str, part: Part, description: str | None = No
     )
 
 
-def _from_cache(src: Source, cache_dir: Path, split: str, size: int, limit: int | None):
+def _from_cache(
+    src: Source, cache_dir: Path, split: str, size: int, limit: int | None
+) -> ImageSet | None:
     cached = read_cache(cache_dir, split, size)
     if cached is None:
         return None
@@ -305,7 +309,7 @@ def _write_cache(
     """Read ``split`` straight into a new prepared cache; return the files written."""
     writers: list[CacheWriter] = []
 
-    def alloc(shape: tuple[int, ...]):
+    def alloc(shape: tuple[int, ...]) -> np.ndarray:
         writers.append(CacheWriter(cache_dir, split, size, shape))
         return writers[0].images
 
@@ -500,6 +504,7 @@ def list_datasets(root: str | os.PathLike[str] | None = None) -> list[DatasetInf
                 downloadable=src.downloadable,
                 found_in=found_in,
                 prepared=prepared,
+                path_kind=src.path_kind if src.own_files else "",
             )
         )
     return infos

@@ -220,5 +220,8 @@ def fetch(dataset: str, filename: str, folder: Path, progress: bool | None = Non
             log.info("saved %s (md5 %s)", dest, md5)
             return dest
     if not failures:
-        failures.append(f"no mirror is configured for {dataset} (waekit.data.download.MIRRORS)")
+        failures.append(
+            f"no mirror is known for {dataset}: name one with `export {MIRROR_ENV}=URL` (files "
+            f"are fetched as URL/{dataset}/{filename})"
+        )
     raise DownloadError(f"could not download {filename} into {folder}: " + "; ".join(failures))

@@ -78,3 +78,4 @@ class DatasetInfo:
     downloadable: bool
     found_in: Path | None = None  # the folder they were found in (``folder`` or a system one)
     prepared: tuple[str, ...] = ()  # prepared cache keys found, e.g. ("test-28px", "train-28px")
+    path_kind: str = ""  # what data.path names for a data set of your own files (DIR, FILE.npz)
