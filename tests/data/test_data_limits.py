@@ -158,3 +158,14 @@ def test_a_huge_name_is_quoted_briefly(offline: Path) -> None:
     with pytest.raises(DataError) as info:
         load_dataset("mnist", "y" * 10_000_000)
     assert len(str(info.value)) < 200
+
+
+def test_raw_idx_header_is_checked_against_the_file_size_before_reading(tmp_path: Path) -> None:
+    raw = tmp_path / "raw-images"
+    raw.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 900_000, 28, 28) + bytes(100))
+    peak, exc = _peak_mib(lambda: read_idx(raw, ndim=3, max_bytes=10**9))
+    assert isinstance(exc, DataError) and peak < 1  # the 705,600,000 declared are never asked for
+    assert "the header says 900,000 x 28 x 28 = 705,600,000 bytes of data but the file holds " in (
+        str(exc)
+    )
+    assert str(exc).endswith("100; the file is truncated: delete it and download it again")

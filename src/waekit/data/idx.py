@@ -161,8 +161,10 @@ def read_idx(path: Path, ndim: int | None = None, max_bytes: int | None = None) 
                 f"the {max_bytes:,} this data set can hold; the file is damaged or not what its "
                 f"name says: {_REDOWNLOAD}"
             )
-        body = _read(stream, declared + 1, path)
         packed = isinstance(stream, gzip.GzipFile)
+        if not packed:  # a raw file's size says at once whether the header is true
+            _check_size(dims, path.stat().st_size - header, str(path))
+        body = _read(stream, declared + 1, path)
     if len(body) > declared and packed:
         raise DataError(
             f"{path}: the header says {' x '.join(f'{d:,}' for d in dims)} = {declared:,} bytes "
