@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from report_pages import decode_png, parse
+from test_explorer import report_explorer
 
 from waekit.report import compare_runs
 from waekit.report.html import METRIC_LABELS, format_value
@@ -55,8 +56,10 @@ def test_report_renders_with_metrics_and_images(evaluated_run, tmp_path):
         label = page.cells.index(METRIC_LABELS[name])
         assert page.cells[label + 1] == format_value(entry["value"])
     # no broken images: every <img> is an inline PNG that decodes
-    assert len(page.images) == 7
-    assert all(decode_png(src).size[0] > 100 for src in page.images)
+    assert len(page.images) == 10  # 7 figures, 2 explorer sliders, the explorer's grid
+    sizes = [decode_png(src).size for src in page.images]
+    assert sorted(w for w, _ in sizes)[:2] == [28, 28]  # the sliders' images
+    assert all(w > 100 for w, _ in sorted(sizes)[2:])
     assert page.external == []
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -103,3 +106,32 @@ def test_comparison_fits_a_1400_px_window(evaluated_run, seed_runs, tmp_path):
     assert {t["id"] for t in got["tables"]} == {"comparison", "differences", "per-run", "runs"}
     for table in got["tables"]:  # and none inside a table's own scroll box
         assert table["width"] <= table["room"], table
+
+
+def test_explorer_slider_shows_the_precomputed_image(evaluated_run, tmp_path):
+    run_dir, _ = evaluated_run
+    data = report_explorer(run_dir)
+    got = _measure(
+        tmp_path,
+        run_dir / "report.html",
+        """const root = document.getElementById("explorer");
+           const slider = root.querySelector('input[data-axis="1"]');
+           const card = slider.closest(".axis"), img = card.querySelector("img");
+           const before = img.src;
+           slider.value = "0";
+           slider.dispatchEvent(new Event("input", {bubbles: true}));
+           const moved = img.src, label = card.querySelector("output").textContent;
+           const base = root.querySelector("select");
+           base.value = "2";
+           base.dispatchEvent(new Event("change", {bubbles: true}));
+           return {before, moved, label, rebased: img.src, shown: img.naturalWidth};""",
+    )
+    mid = len(data["offsets"][1]) // 2
+    assert got["before"] == data["images"][0][1][mid]  # the base point, z = 0
+    assert got["moved"] == data["images"][0][1][0]  # z2 at -3 sd
+    assert got["label"] == data["offsets"][1][0] == "-3.00"
+    assert got["rebased"] == data["images"][2][1][0]  # same slider, second test code
+    # The three images differ, so the page really shows a different picture each time.
+    pixels = [np.asarray(decode_png(got[k]), dtype=np.int16) for k in ("before", "moved")]
+    assert np.abs(pixels[0] - pixels[1]).max() > 10
+    assert got["moved"] != got["rebased"]

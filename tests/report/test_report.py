@@ -17,9 +17,12 @@ pytestmark = pytest.mark.usefixtures("use_npz_loader")
 def test_report_is_self_contained_with_the_numbers(evaluated_run):
     run_dir, metrics = evaluated_run
     page = parse(run_dir / "report.html")
-    assert page.external == [] and "script" not in page.tags and "link" not in page.tags
-    # curves, samples, reconstructions, interpolations, scatter, box plots, histograms
-    assert len(page.images) == 7
+    # Scripts (the latent explorer's) are inline: nothing is fetched from anywhere.
+    assert page.external == [] and "link" not in page.tags
+    # curves, samples, reconstructions, interpolations, scatter, box plots, histograms,
+    # and the explorer's two sliders (d = 2) and its 9 x 9 grid of 28-px tiles
+    assert len(page.images) == 10
+    assert (9 * 29 + 1, 9 * 29 + 1) in [decode_png(uri).size for uri in page.images]
     sizes = [decode_png(uri).size for uri in page.images]
     # 64 samples of 28x28 in 8 rows of 8 with 2-px padding: 8 * 30 + 2 = 242 px square
     assert (242, 242) in sizes

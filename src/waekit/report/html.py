@@ -285,6 +285,7 @@ def _figures(run, seed: int, n_codes: int) -> dict[str, str]:
         )
     lab = None if labels is None else labels[keep]
     what = f"{len(keep)} test codes (posterior means)"
+    out["explorer"] = _explorer(model, codes, keep, dev, what)
     out["scatter"] = _img(
         plots.code_scatter(codes, lab, seed),
         "code scatter",
@@ -304,6 +305,17 @@ def _figures(run, seed: int, n_codes: int) -> dict[str, str]:
         plot=True,
     )
     return out
+
+
+def _explorer(model, codes: np.ndarray, keep: np.ndarray, dev, what: str) -> str:
+    """The latent explorer from the prior's mean and the codes of two test images."""
+    from waekit.report.explorer import build_explorer, explorer_html
+
+    d = codes.shape[1]
+    bases = np.concatenate([np.zeros((1, d)), codes[:2]])
+    names = ["z = 0, the prior's mean"] + [f"code of test image #{i}" for i in keep[:2]]
+    explorer = build_explorer(model.decode, codes, bases, names, model.config.prior_var, device=dev)
+    return explorer_html(explorer, what)
 
 
 def write_report(
@@ -371,6 +383,7 @@ def write_report(
         ("samples", "Random samples", figures["samples"]),
         ("recon", "Reconstructions", figures["recon"]),
         ("interp", "Interpolations", figures["interp"]),
+        ("explorer", "Latent explorer", figures["explorer"]),
         ("codes", "Codes", figures["scatter"] + figures["box"] + figures["hist"]),
         ("config", "Run config", f"<pre>{html.escape(cfg.to_yaml())}</pre>"),
     ]
