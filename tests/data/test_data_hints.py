@@ -18,6 +18,7 @@ from PIL import Image
 from waekit.cli import main
 from waekit.config import load_config
 from waekit.data import ImageSet, load_dataset
+from waekit.errors import DataError
 
 TINY_TRAIN = [
     "--set",
@@ -156,3 +157,22 @@ def test_small_npz_and_odd_folder_train_with_image_size(
     args += ["--set", "data.name=folder", "--set", f"data.path={faces}"]
     code, _, err = _run(capsys, *args, "--set", "data.image_size=32")
     assert code == 0, err
+
+
+def test_a_damaged_file_names_the_command_that_fetches_it_again(
+    offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_idx_split(offline / "mnist", "train", *small_digits(20))
+    images, _ = write_idx_split(offline / "mnist", "test", *small_digits(20))
+    images.write_bytes(images.read_bytes()[:-40])  # cut short
+    command = f"waekit data download mnist --root {offline}"
+    code, _, err = _run(capsys, "data", "verify", "mnist", "--root", str(offline))
+    assert code == 1 and err.startswith(f"error: {images} is a truncated or corrupt gzip file")
+    assert err.endswith(f"delete it and download it again with `{command}`")
+    with pytest.raises(DataError) as info:
+        load_dataset("mnist", "test")  # waekit train's path
+    assert str(info.value).endswith(f"with `{command}`")
+    # as printed: after deleting the file, the command fetches it (offline here: it tries)
+    images.unlink()
+    code, _, err = _run(capsys, *shlex.split(command)[1:])
+    assert code == 1 and f"could not download t10k-images-idx3-ubyte.gz into {offline}" in err

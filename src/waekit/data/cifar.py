@@ -23,7 +23,15 @@ import numpy as np
 
 from waekit.data.download import fetch
 from waekit.data.files import atomic_write_stream
-from waekit.data.source import CONFIG_HINTS, Alloc, Hints, Part, Source, deliver
+from waekit.data.source import (
+    CONFIG_HINTS,
+    REDOWNLOAD,
+    Alloc,
+    Hints,
+    Part,
+    Source,
+    deliver,
+)
 from waekit.data.transforms import resize_images
 from waekit.errors import DataError, brief
 
@@ -135,8 +143,7 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if size > MAX_MEMBER_BYTES:
             raise DataError(
                 f"{path} is {size:,} bytes; a CIFAR-10 batch is about 31 MB (at most "
-                f"{MAX_MEMBER_BYTES:,} accepted): it is not a batch file, delete it and extract "
-                f"{TARBALL} again"
+                f"{MAX_MEMBER_BYTES:,} accepted): it is not a batch file: {REDOWNLOAD}"
             )
         raw = path.read_bytes()
     except OSError as exc:
@@ -148,7 +155,7 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:  # a damaged pickle raises almost anything (EOFError, ValueError...)
         raise DataError(
             f"{path} is not a readable pickle ({type(exc).__name__}: {_clip(exc)}); the file is "
-            f"truncated or damaged: delete it and extract {TARBALL} again"
+            f"truncated or damaged: {REDOWNLOAD}"
         ) from exc
     expect = 'a dict with b"data" ((N, 3072) uint8) and b"labels" (N ints in 0..9)'
     if not isinstance(batch, dict):

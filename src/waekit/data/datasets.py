@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import operator
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,15 @@ from waekit.data.folder import FolderSource
 from waekit.data.idx import IdxSource
 from waekit.data.imageset import DatasetInfo, ImageSet
 from waekit.data.npz import NpzSource
-from waekit.data.source import COMMAND_HINTS, CONFIG_HINTS, Hints, MissingFiles, Part, Source
+from waekit.data.source import (
+    COMMAND_HINTS,
+    CONFIG_HINTS,
+    REDOWNLOAD,
+    Hints,
+    MissingFiles,
+    Part,
+    Source,
+)
 from waekit.errors import DataError, brief
 
 __all__ = [
@@ -261,6 +271,18 @@ def _find(
     return folders[0], found
 
 
+@contextmanager
+def _download_command(src: Source, root: Path) -> Iterator[None]:
+    """Reads under this, whose advice is to download a damaged file again, name the command."""
+    try:
+        yield
+    except DataError as exc:
+        if src.downloadable and str(exc).endswith(REDOWNLOAD):
+            command = f"`waekit data download {src.name} --root {root}`"
+            raise DataError(f"{exc} with {command}") from exc
+        raise
+
+
 def _describe(paths: list[Path]) -> str:
     if len(paths) == 1:
         return str(paths[0])
@@ -314,7 +336,8 @@ def _write_cache(
         return writers[0].images
 
     try:
-        part = src.read(files, split, size, None, alloc, hints)
+        with _download_command(src, cache_dir.parent):
+            part = src.read(files, split, size, None, alloc, hints)
     except BaseException:
         for w in writers:
             w.abort()
@@ -396,7 +419,9 @@ def _load(
         if cached is None:
             raise DataError(f"the prepared cache just written in {cache_dir / 'prepared'} is stale")
         return cached
-    return _image_set(src, split, src.read(files, split, image_size, limit, None, hints))
+    with _download_command(src, root_dir):
+        part = src.read(files, split, image_size, limit, None, hints)
+    return _image_set(src, split, part)
 
 
 def _fallback(
@@ -556,7 +581,8 @@ def verify_dataset(
         try:
             folder, files = _find(src, root_dir, own, split, False, COMMAND_HINTS)
             report["folder"] = str(folder)
-            summary = src.summarize(files, split, COMMAND_HINTS, image_size)
+            with _download_command(src, root_dir):
+                summary = src.summarize(files, split, COMMAND_HINTS, image_size)
         except DataError as exc:
             if not src.own_files:
                 raise

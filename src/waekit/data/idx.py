@@ -24,7 +24,15 @@ from typing import BinaryIO
 import numpy as np
 
 from waekit.data.download import fetch
-from waekit.data.source import CONFIG_HINTS, Alloc, Hints, Part, Source, deliver
+from waekit.data.source import (
+    CONFIG_HINTS,
+    REDOWNLOAD,
+    Alloc,
+    Hints,
+    Part,
+    Source,
+    deliver,
+)
 from waekit.data.transforms import resize_images
 from waekit.errors import DataError
 
@@ -32,7 +40,6 @@ __all__ = ["IDX_FILES", "IDX_UBYTE", "IdxSource", "parse_idx", "read_idx", "read
 
 IDX_UBYTE = 0x08
 GZIP_MAGIC = b"\x1f\x8b"
-_REDOWNLOAD = "delete it and download it again"
 #: (images, labels) file stems per split, as released; each may end in ``.gz``.
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -56,7 +63,7 @@ def _read(stream: BinaryIO, n: int, path: Path) -> bytes:
         return stream.read(n)
     except _GZIP_ERRORS as exc:
         raise DataError(
-            f"{path} is a truncated or corrupt gzip file ({exc}); {_REDOWNLOAD}"
+            f"{path} is a truncated or corrupt gzip file ({exc}); {REDOWNLOAD}"
         ) from exc
 
 
@@ -71,7 +78,7 @@ def read_maybe_gzip(path: Path, max_bytes: int | None = None) -> bytes:
     if max_bytes is not None and len(data) > max_bytes:
         raise DataError(
             f"{path} holds more than {max_bytes:,} bytes (uncompressed), more than this data set "
-            f"can hold; the file is damaged or not what its name says: {_REDOWNLOAD}"
+            f"can hold; the file is damaged or not what its name says: {REDOWNLOAD}"
         )
     return data
 
@@ -81,14 +88,14 @@ def _header(data: bytes, source: str, ndim: int | None) -> tuple[tuple[int, ...]
     if len(data) < 4:
         raise DataError(
             f"{source}: only {len(data)} bytes, too short for an IDX header; the file is "
-            f"truncated: {_REDOWNLOAD}"
+            f"truncated: {REDOWNLOAD}"
         )
     magic = data[:4].hex()
     if data[0] != 0 or data[1] != 0:
         raise DataError(
             f"{source}: wrong magic number 0x{magic}; an IDX file starts with 0x0000, then its "
             "element type and number of dimensions (MNIST images 0x00000803, labels "
-            f"0x00000801). It is not an IDX file (or it is damaged): {_REDOWNLOAD}"
+            f"0x00000801). It is not an IDX file (or it is damaged): {REDOWNLOAD}"
         )
     if data[2] != IDX_UBYTE:
         raise DataError(
@@ -108,7 +115,7 @@ def _header(data: bytes, source: str, ndim: int | None) -> tuple[tuple[int, ...]
     if len(data) < header:
         raise DataError(
             f"{source}: the header of {dims_n} dimensions needs {header} bytes but the file "
-            f"has {len(data)}; the file is truncated: {_REDOWNLOAD}"
+            f"has {len(data)}; the file is truncated: {REDOWNLOAD}"
         )
     return struct.unpack(f">{dims_n}I", data[4:header]), header
 
@@ -120,7 +127,7 @@ def _check_size(dims: tuple[int, ...], actual: int, source: str) -> int:
         what = "truncated" if actual < expected else "longer than its header says"
         raise DataError(
             f"{source}: the header says {shape} = {expected:,} bytes of data but the file holds "
-            f"{actual:,}; the file is {what}: {_REDOWNLOAD}"
+            f"{actual:,}; the file is {what}: {REDOWNLOAD}"
         )
     return expected
 
@@ -159,7 +166,7 @@ def read_idx(path: Path, ndim: int | None = None, max_bytes: int | None = None) 
             raise DataError(
                 f"{path}: the header declares {shape} = {declared:,} bytes of data, more than "
                 f"the {max_bytes:,} this data set can hold; the file is damaged or not what its "
-                f"name says: {_REDOWNLOAD}"
+                f"name says: {REDOWNLOAD}"
             )
         packed = isinstance(stream, gzip.GzipFile)
         if not packed:  # a raw file's size says at once whether the header is true
@@ -169,7 +176,7 @@ def read_idx(path: Path, ndim: int | None = None, max_bytes: int | None = None) 
         raise DataError(
             f"{path}: the header says {' x '.join(f'{d:,}' for d in dims)} = {declared:,} bytes "
             f"of data but the file holds more; the file is longer than its header says: "
-            f"{_REDOWNLOAD}"
+            f"{REDOWNLOAD}"
         )
     # a raw file's length is its size on disk, which says by how much it is off
     _check_size(dims, len(body) if packed else path.stat().st_size - header, str(path))
@@ -228,7 +235,7 @@ class IdxSource(Source):
             bad = int(np.argmax(labels >= n_classes))
             raise DataError(
                 f"{labels_path}: label {labels[bad]} at index {bad} is outside 0..{n_classes - 1}; "
-                f"the file is damaged: {_REDOWNLOAD}"
+                f"the file is damaged: {REDOWNLOAD}"
             )
         n, h, w = images.shape
         images, labels = images.reshape(n, 1, h, w)[:limit], labels[:limit]

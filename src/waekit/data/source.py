@@ -25,6 +25,7 @@ from waekit.errors import DataError
 __all__ = [
     "COMMAND_HINTS",
     "CONFIG_HINTS",
+    "REDOWNLOAD",
     "Alloc",
     "Hints",
     "MissingFiles",
@@ -76,6 +77,11 @@ COMMAND_HINTS = Hints(
     fallback=None,
     downloads_off="verify reads only the files present and downloads nothing",
 )
+
+
+#: How a reader's message ends when the fix is a fresh copy of the file; the data set's
+#: download command (which knows the data root) is appended to it.
+REDOWNLOAD = "delete it and download it again"
 
 
 class MissingFiles(DataError):
