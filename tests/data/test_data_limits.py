@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
+import shutil
 import struct
 import tracemalloc
 import zipfile
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_writers import idx_bytes, small_digits, write_idx_split
+from data_writers import idx_bytes, small_digits, write_celeba, write_idx_split
 
 from waekit.data import load_dataset, npz
 from waekit.data.cifar import read_batch
@@ -169,3 +170,22 @@ def test_raw_idx_header_is_checked_against_the_file_size_before_reading(tmp_path
         str(exc)
     )
     assert str(exc).endswith("100; the file is truncated: delete it and download it again")
+
+
+def test_celeba_zip_member_declaring_gigabytes_is_refused_unread(offline: Path) -> None:
+    folder = offline / "celeba"
+    write_celeba(folder, [(255, 0, 0), (0, 255, 0), (0, 0, 255)], [0, 1, 2])
+    with zipfile.ZipFile(folder / "img_align_celeba.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in ("000001.jpg", "000002.jpg", "000003.jpg"):
+            with zf.open(f"img_align_celeba/{name}", "w", force_zip64=True) as member:
+                chunk = bytes(1 << 20)
+                for _ in range(64):  # 64 MiB of zeros: about 64 kB stored
+                    member.write(chunk)
+    shutil.rmtree(folder / "img_align_celeba")
+    peak, exc = _peak_mib(lambda: load_dataset("celeba", "train", limit=1))
+    assert isinstance(exc, DataError) and peak < 8
+    assert str(exc) == (
+        f"{folder / 'img_align_celeba.zip'}:img_align_celeba/000001.jpg declares 67,108,864 "
+        "bytes; an aligned CelebA image is about 10 kB (at most 16,777,216 accepted): the zip is "
+        "not the official img_align_celeba.zip, download it again"
+    )

@@ -54,6 +54,9 @@ SIZE = 64
 SPLIT_CODES = {"0": "train", "1": "valid", "2": "test"}
 OFFICIAL_COUNTS = {"train": 162_770, "valid": 19_867, "test": 19_962}
 HOMEPAGE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
+#: An aligned CelebA JPEG is about 10 kB; a zip member declaring more than this is refused
+#: before it is inflated (a zip bomb).
+MAX_IMAGE_BYTES = 16 << 20
 
 
 def missing_help(folder: Path) -> str:
@@ -122,7 +125,15 @@ class ImageSource:
 
     def read(self, name: str) -> bytes:
         if self._zip is not None:
-            return self._zip.read(self._members[name])
+            member = self._members[name]
+            if member.file_size > MAX_IMAGE_BYTES:
+                raise DataError(
+                    f"{self.where(name)} declares {member.file_size:,} bytes; an aligned CelebA "
+                    f"image is about 10 kB (at most {MAX_IMAGE_BYTES:,} accepted): the zip is not "
+                    f"the official {ZIP}, download it again"
+                )
+            # zipfile stops at the declared size, so the check above bounds what is inflated
+            return self._zip.read(member)
         return (self.path / name).read_bytes()
 
     def close(self) -> None:
@@ -171,8 +182,9 @@ def decode_split(
 
     def decode(item: tuple[int, str]) -> None:
         i, name = item
+        data = source.read(name)  # its own errors name the member and the fix
         try:
-            with Image.open(io.BytesIO(source.read(name))) as img:
+            with Image.open(io.BytesIO(data)) as img:
                 out[i] = to_chw(crop_resize(img.convert("RGB"), size, CROP), 3)
         except (*DECODE_ERRORS, zipfile.BadZipFile) as exc:
             raise DataError(

@@ -190,6 +190,12 @@ def _transfer(url: str, dest: Path, md5: str, progress: bool | None) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _said(what: object, limit: int = 200) -> str:
+    """What a server or the network said, cut short: a reason phrase can be 64 kB long."""
+    text = str(what)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def fetch(dataset: str, filename: str, folder: Path, progress: bool | None = None) -> Path:
     """Download the official ``filename`` of ``dataset`` into ``folder``; return its path.
 
@@ -211,11 +217,11 @@ def fetch(dataset: str, filename: str, folder: Path, progress: bool | None = Non
         try:
             _transfer(url, dest, md5, progress)
         except urllib.error.HTTPError as exc:
-            failures.append(f"{url}: HTTP {exc.code} {exc.reason}")
+            failures.append(f"{url}: HTTP {exc.code} {_said(exc.reason)}")
         except urllib.error.URLError as exc:
-            failures.append(f"{url}: {exc.reason}")
+            failures.append(f"{url}: {_said(exc.reason)}")
         except (OSError, ValueError, http.client.HTTPException) as exc:
-            failures.append(f"{url}: {str(exc) or type(exc).__name__}")
+            failures.append(f"{url}: {_said(exc) or type(exc).__name__}")
         else:
             log.info("saved %s (md5 %s)", dest, md5)
             return dest
