@@ -29,11 +29,13 @@ T10K = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 class _Server:
     """Serves ``files`` under /good/, the first half of each under /cut/ (then hangs up),
     nothing for 2 s under /slow/, 10 bytes per 20 ms under /trickle/, 404 elsewhere;
-    ``hits`` records the paths asked for."""
+    /good/ answers a Range request with the rest of the file (206), or 416 past its end.
+    ``hits`` records the paths asked for, ``ranges`` their Range headers."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.hits: list[str] = []
+        self.ranges: list[str | None] = []
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -46,7 +48,17 @@ class _Server:
                     return
                 if mode == "slow":
                     time.sleep(2.0)
-                self.send_response(200)
+                server.ranges.append(self.headers.get("Range"))
+                start = int((self.headers.get("Range") or "bytes=0-")[6:].rstrip("-"))
+                if start >= len(data) > 0:
+                    self.send_error(416)
+                    return
+                if start and mode == "good":  # the rest of the file, as HTTP servers do
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    data = data[start:]
+                else:
+                    self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if mode == "trickle":  # 10 bytes every 20 ms: each read gets something
@@ -121,17 +133,50 @@ def test_checksum_mismatch_leaves_no_file(
     assert _leftovers(offline / "mnist") == []
 
 
-def test_interrupted_transfer_leaves_no_file(
+def test_interrupted_transfer_resumes_where_it_stopped(
     server: _Server, offline: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server.files["t10k-labels-idx1-ubyte.gz"] = b"x" * 100_000
+    data = bytes(range(256)) * 400  # 102,400 bytes
+    name = "t10k-labels-idx1-ubyte.gz"
+    server.files[name] = data
+    monkeypatch.setitem(dl.MD5["mnist"], name, hashlib.md5(data).hexdigest())
+    folder = offline / "mnist"
     _mirrors(monkeypatch, "mnist", f"{server.url}/cut/")
     with pytest.raises(DataError) as info:
-        dl.fetch("mnist", "t10k-labels-idx1-ubyte.gz", offline / "mnist")
+        dl.fetch("mnist", name, folder)
     message = str(info.value)
-    assert f"{server.url}/cut/t10k-labels-idx1-ubyte.gz" in message
-    assert "IncompleteRead" in message or "connection closed after 50,000 of 100,000" in message
-    assert _leftovers(offline / "mnist") == []
+    assert f"{server.url}/cut/{name}" in message
+    assert "IncompleteRead" in message or "connection closed after 51,200 of 102,400" in message
+    partial = folder / f".{name}.partial"
+    assert message.endswith(
+        f"51,200 bytes are kept in {partial}: the next download resumes from there"
+    )
+    assert _leftovers(folder) == [partial.name] and partial.read_bytes() == data[:51_200]
+    # the next attempt asks only for the rest, and the whole file passes the md5
+    _mirrors(monkeypatch, "mnist", f"{server.url}/good/")
+    assert dl.fetch("mnist", name, folder).read_bytes() == data
+    assert server.ranges[-1] == "bytes=51200-" and _leftovers(folder) == [name]
+
+
+def test_kept_bytes_that_are_not_a_prefix_are_dropped(
+    server: _Server, offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = b"the real file"
+    name = "t10k-labels-idx1-ubyte.gz"
+    server.files[name] = data
+    monkeypatch.setitem(dl.MD5["mnist"], name, hashlib.md5(data).hexdigest())
+    _mirrors(monkeypatch, "mnist", f"{server.url}/good/")
+    folder = offline / "mnist"
+    folder.mkdir(parents=True)
+    (folder / f".{name}.partial").write_bytes(b"x" * 100)  # longer than the file: 416
+    assert dl.fetch("mnist", name, folder).read_bytes() == data
+    (folder / name).unlink()
+    (folder / f".{name}.partial").write_bytes(b"the fake")  # a wrong prefix: md5 fails
+    with pytest.raises(DataError, match=r"checksum mismatch: md5 [0-9a-f]{32}, expected "):
+        dl.fetch("mnist", name, folder)
+    assert _leftovers(folder) == []  # the bad bytes are gone: the next attempt starts afresh
+    assert dl.fetch("mnist", name, folder).read_bytes() == data
+    assert server.ranges == ["bytes=100-", None, "bytes=8-", None]
 
 
 def test_stalled_server_times_out(
@@ -233,12 +278,15 @@ def test_trickling_server_is_abandoned_as_stalled(
         dl.fetch("mnist", "t10k-labels-idx1-ubyte.gz", offline / "mnist")
     assert time.monotonic() - start < 3.0
     message = str(info.value)
-    assert re.search(
+    found = re.search(
         r"trickle/t10k-labels-idx1-ubyte.gz: stalled: \d+ bytes in the last 0.4 s "
-        r"\(less than 2,000 per 0.4 s\), \d+ bytes received",
+        r"\(less than 2,000 per 0.4 s\), ([\d,]+) bytes received",
         message,
-    ), message
-    assert _leftovers(offline / "mnist") == []
+    )
+    assert found, message
+    partial = offline / "mnist" / ".t10k-labels-idx1-ubyte.gz.partial"
+    assert partial.stat().st_size == int(found.group(1).replace(",", ""))
+    assert _leftovers(offline / "mnist") == [partial.name]
 
 
 def test_deadline_per_file(server: _Server, offline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -249,7 +297,7 @@ def test_deadline_per_file(server: _Server, offline: Path, monkeypatch: pytest.M
     with pytest.raises(DataError, match=r"gave up after 0.5 s \(the deadline per file\) with "):
         dl.fetch("mnist", "t10k-labels-idx1-ubyte.gz", offline / "mnist")
     assert time.monotonic() - start < 3.0
-    assert _leftovers(offline / "mnist") == []
+    assert _leftovers(offline / "mnist") == [".t10k-labels-idx1-ubyte.gz.partial"]
 
 
 def _dead_pid() -> int:

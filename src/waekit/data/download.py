@@ -1,10 +1,11 @@
 """Downloads of the official files: each mirror in turn, md5-checked, written atomically.
 
-A file is streamed into a temporary ``.<name>.*.part`` file in its destination folder,
+A file is streamed into ``.<name>.partial`` in its destination folder,
 its md5 compared with the official one, and only then renamed to its final name
 (``os.replace``), so an interrupted or corrupted transfer never leaves a file that a
-later run would take for a good one; the partial file is removed when a transfer fails,
-and those left by a killed process are removed by the next fetch into the folder. Every
+later run would take for a good one. A transfer cut short keeps its bytes in
+``.<name>.partial``; the next attempt asks for the rest (an HTTP Range request) and the
+whole file is md5-checked as before (a partial file that fails is deleted). Every
 socket operation has a timeout, each file a deadline, and a transfer that trickles (less
 than :data:`STALL_BYTES` in :data:`STALL_S` seconds) is abandoned as stalled.
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from waekit.data.files import clean_orphans, new_temp
+from waekit.data.files import clean_orphans
 from waekit.errors import DataError
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "fetch",
     "file_md5",
     "mirror_urls",
+    "partial_path",
 ]
 
 log = logging.getLogger("waekit.data")
@@ -147,28 +149,60 @@ class _Watch:
             self.window_start, self.window_bytes = now, 0
 
 
+def partial_path(dest: Path) -> Path:
+    """Where the bytes of an unfinished download of ``dest`` are kept for the next attempt."""
+    return dest.parent / f".{dest.name}.partial"
+
+
+def _md5_of(path: Path) -> hashlib._Hash:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest
+
+
 def _transfer(url: str, dest: Path, md5: str, progress: bool | None) -> None:
-    """Download ``url`` to ``dest`` through a temporary file; raise ``OSError``/``ValueError``."""
-    fd, tmp = new_temp(dest)
+    """Download ``url`` to ``dest``, resuming its partial file; raise ``OSError``/``ValueError``.
+
+    The bytes go to :func:`partial_path` (kept when the transfer fails, so the next one asks
+    the server for the rest with an HTTP Range request), and only a file whose md5 is the
+    official one is renamed to ``dest``; a partial file that fails the md5 is deleted.
+    """
+    partial = partial_path(dest)
+    have = partial.stat().st_size if partial.is_file() else 0
+    headers = {"User-Agent": "waekit"} | ({"Range": f"bytes={have}-"} if have else {})
     try:
-        digest = hashlib.md5(usedforsecurity=False)
-        received = 0
+        resp = urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S
+        )
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # the kept bytes are not a prefix of this file
+            partial.unlink()
+            return _transfer(url, dest, md5, progress)
+        raise
+    with resp:
+        resumed = have > 0 and resp.status == 206
+        resumed = resumed and resp.headers.get("Content-Range", "").startswith(f"bytes {have}-")
+        have = have if resumed else 0
+        digest = _md5_of(partial) if resumed else hashlib.md5(usedforsecurity=False)
+        length = resp.headers.get("Content-Length")
+        total = have + int(length) if length is not None and length.isdigit() else None
+        received = have
         watch = _Watch()
-        request = urllib.request.Request(url, headers={"User-Agent": "waekit"})
-        with (
-            os.fdopen(fd, "wb") as out,
-            urllib.request.urlopen(request, timeout=TIMEOUT_S) as resp,
-        ):
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length is not None and length.isdigit() else None
-            with tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                desc=dest.name,
-                disable=None if progress is None else not progress,
-                leave=True,
-            ) as bar:
+        try:
+            with (
+                partial.open("ab" if resumed else "wb") as out,
+                tqdm(
+                    total=total,
+                    initial=have,
+                    unit="B",
+                    unit_scale=True,
+                    desc=dest.name,
+                    disable=None if progress is None else not progress,
+                    leave=True,
+                ) as bar,
+            ):
                 # read1: whatever has arrived (one socket read), so the watch sees a trickle
                 while chunk := resp.read1(_CHUNK):
                     out.write(chunk)
@@ -176,18 +210,21 @@ def _transfer(url: str, dest: Path, md5: str, progress: bool | None) -> None:
                     received += len(chunk)
                     bar.update(len(chunk))
                     watch.update(len(chunk), received)
-            if total is not None and received != total:
-                raise ValueError(f"the connection closed after {received:,} of {total:,} bytes")
-            out.flush()
-            os.fsync(out.fileno())
-        got = digest.hexdigest()
-        if got != md5:
-            raise ValueError(
-                f"checksum mismatch: md5 {got}, expected {md5} ({received:,} bytes received)"
-            )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+                out.flush()
+                os.fsync(out.fileno())
+        finally:
+            if partial.is_file() and partial.stat().st_size == 0:
+                partial.unlink()
+    if total is not None and received != total:
+        raise ValueError(f"the connection closed after {received:,} of {total:,} bytes")
+    got = digest.hexdigest()
+    if got != md5:
+        partial.unlink(missing_ok=True)
+        raise ValueError(
+            f"checksum mismatch: md5 {got}, expected {md5} ({received:,} bytes received)"
+        )
+    os.replace(partial, dest)
+    return None
 
 
 def _said(what: object, limit: int = 200) -> str:
@@ -200,8 +237,8 @@ def fetch(dataset: str, filename: str, folder: Path, progress: bool | None = Non
     """Download the official ``filename`` of ``dataset`` into ``folder``; return its path.
 
     Raises :class:`DownloadError` listing what each mirror answered; no file named
-    ``filename`` is left behind unless its md5 is the official one, and no partial file
-    either (those of a killed process are removed by the next fetch into the folder).
+    ``filename`` is left behind unless its md5 is the official one. The bytes of a transfer
+    cut short are kept in ``.<filename>.partial`` and the next fetch resumes from them.
     ``progress`` shows a progress bar on stderr (None: when stderr is a terminal).
     """
     md5 = MD5[dataset][filename]
@@ -225,6 +262,12 @@ def fetch(dataset: str, filename: str, folder: Path, progress: bool | None = Non
         else:
             log.info("saved %s (md5 %s)", dest, md5)
             return dest
+    partial = partial_path(dest)
+    if partial.is_file():
+        failures.append(
+            f"{partial.stat().st_size:,} bytes are kept in {partial}: the next download resumes "
+            "from there"
+        )
     if not failures:
         failures.append(
             f"no mirror is known for {dataset}: name one with `export {MIRROR_ENV}=URL` (files "
