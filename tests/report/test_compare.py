@@ -81,7 +81,7 @@ def test_compare_groups_seeds_with_mean_sd_and_n(seed_runs, tmp_path):
     md, page = compare_runs(dirs, tmp_path / "cmp", device="cpu")
     text = md.read_text()
     header, rows = _table(text, "metric")
-    assert header == ["metric", "wae-l2 (n = 3)", "wae-bce (n = 2)"]
+    assert header == ["metric", "better", "wae-l2 (n = 3)", "wae-bce (n = 2)"]
     l2, bce = SEED_METRICS["wae-l2"], SEED_METRICS["wae-bce"]
     fid = rows["FID, prior samples"]
     assert fid["wae-l2 (n = 3)"] == _expected([m["fid_samples"] for m in l2])
@@ -94,8 +94,17 @@ def test_compare_groups_seeds_with_mean_sd_and_n(seed_runs, tmp_path):
     # The two costs are never one column: each row names its cost, the other group is n/a.
     l2_row = rows["Reconstruction cost per image [0.05 × squared L2]"]
     bce_row = rows["Reconstruction cost per image [Bernoulli cross-entropy]"]
-    assert l2_row == {"wae-l2 (n = 3)": _expected([3.0, 4.0, 8.0]), "wae-bce (n = 2)": "n/a"}
-    assert bce_row == {"wae-l2 (n = 3)": "n/a", "wae-bce (n = 2)": _expected([100.0, 110.0])}
+    assert l2_row == {
+        "better": "lower",
+        "wae-l2 (n = 3)": _expected([3.0, 4.0, 8.0]),
+        "wae-bce (n = 2)": "n/a",
+    }
+    assert bce_row == {
+        "better": "lower",
+        "wae-l2 (n = 3)": "n/a",
+        "wae-bce (n = 2)": _expected([100.0, 110.0]),
+    }
+    assert fid["better"] == "lower" and kid["better"] == "lower"
     # What differs between the groups, with the values.
     _, differ = _table(text, "config key")
     assert differ["model.recon"] == {"wae-l2": "l2", "wae-bce": "bernoulli"}
@@ -103,7 +112,7 @@ def test_compare_groups_seeds_with_mean_sd_and_n(seed_runs, tmp_path):
     assert "train.seed" not in differ
     assert "The groups differ in model.recon, model.recon_scale." in text
     # Each run's own values, and the runs with their seeds.
-    _, per_run = _table(text, "metric | wae-l2/seed-0")
+    _, per_run = _table(text, "metric | better | wae-l2/seed-0")
     assert per_run["FID, prior samples"]["wae-bce/seed-1"] == "30"
     _, runs = _table(text, "run")
     assert [r["train.seed"] for r in runs.values()] == ["0", "1", "2", "0", "1"]
@@ -121,7 +130,7 @@ def test_compare_expands_a_folder_of_runs_and_writes_beside_them(seed_runs):
     assert md == seed_runs / "wae-l2" / "compare" / "comparison.md"
     assert page.parent == md.parent and (md.parent / "samples-3.png").is_file()
     header, rows = _table(md.read_text(), "metric")
-    assert header == ["metric", "wae-l2 (n = 3)"]
+    assert header == ["metric", "better", "wae-l2 (n = 3)"]
     assert rows["FID, prior samples"]["wae-l2 (n = 3)"] == "13 ± 3.606 (n = 3)"
     # The compare/ folder is not a run: comparing the folder again still finds 3 runs.
     assert len(expand_run_dirs([seed_runs / "wae-l2"])) == 3

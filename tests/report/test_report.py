@@ -60,7 +60,9 @@ def test_report_evaluates_a_run_without_metrics(tmp_path):
     page = parse(path)
     fid = page.cells.index("FID (samples, reconstructions, GMM samples)")
     assert page.cells[fid + 1] == "not measured"
-    assert page.cells[fid + 4].endswith(f"; {hint} computes it")
+    assert page.cells[fid + 5].endswith(f"; {hint} computes it")
+    mse = page.cells.index("Reconstruction MSE per pixel")
+    assert page.cells[mse + 2] == "lower"  # which way is better, beside the value
     assert "IW bound on log p(x), nats" in html
     assert all(decode_png(uri) for uri in parse(path).images)
 
@@ -71,11 +73,11 @@ def test_compare_runs_labels_the_costs(evaluated_run, tmp_path):
     md, page = compare_runs([run_a, run_b], tmp_path / "cmp", device="cpu", fid=False)
     text = md.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ")]
-    assert rows[0] == "| metric | wae-small | vae-mlp |"
+    assert rows[0] == "| metric | better | wae-small | vae-mlp |"
 
     def row(label):
         line = next(r for r in rows if r.startswith(f"| {label} |"))
-        return [c.strip() for c in line.strip("|").split("|")][1:]
+        return [c.strip() for c in line.strip("|").split("|")][2:]
 
     assert row("Reconstruction MSE per pixel") == [
         format_value(metrics_a["metrics"]["recon_mse"]["value"]),
@@ -94,7 +96,10 @@ def test_compare_runs_labels_the_costs(evaluated_run, tmp_path):
         metrics_a["metrics"]["sharpness_test"]["value"]
     )
     assert "different n (16, 40)" in text
-    assert f"vae-mlp: measured now (40 test images, seed 0, FID left out); saved to {run_b}" in text
+    assert (
+        f"vae-mlp: measured now (40 test images, seed 0, FID left out: `waekit evaluate "
+        f"{run_b}` adds it); saved to {run_b}"
+    ) in text
     assert "2 runs in 2 groups" in text and "model.name" in text
     for i in (1, 2):
         assert Image.open(tmp_path / "cmp" / f"samples-{i}.png").size == (242, 242)

@@ -24,7 +24,14 @@ from typing import Any
 import torch
 
 from waekit.report.grids import image_grid, png_bytes
-from waekit.report.html import CSS, METRIC_LABELS, data_uri, evaluate_hint, format_value
+from waekit.report.html import (
+    CSS,
+    METRIC_LABELS,
+    better,
+    data_uri,
+    evaluate_hint,
+    format_value,
+)
 
 __all__ = [
     "compare_runs",
@@ -56,6 +63,7 @@ _COST_METRICS = ("recon_cost",)
 _WIDE_CSS = """
 main { max-width: 1360px; }
 .scroll { overflow-x: auto; max-width: 100%; }
+table.wide { width: auto; min-width: 60%; }
 table.wide th { white-space: normal; }
 table.wide td.num { white-space: nowrap; }
 span.n { color: var(--muted); font-size: 12px; }
@@ -241,7 +249,11 @@ def _sample_grid(run, seed: int, count: int) -> bytes:
 @dataclass
 class _Row:
     label: str
+    better: str  # 'lower', 'higher', ...
     cells: list[str]  # one per column (groups or runs)
+
+    def line(self) -> list[str]:
+        return [self.label, self.better, *self.cells]
 
 
 def _metric_rows(
@@ -272,7 +284,7 @@ def _metric_rows(
             for members in columns:
                 got = [values[i] for i in members if i in values]
                 cells.append(summarize(got).text() if got else "n/a")
-            rows.append(_Row(label, cells))
+            rows.append(_Row(label, better(name), cells))
     return rows
 
 
@@ -326,8 +338,9 @@ def compare_runs(
     (:func:`group_runs`); the table has one row per metric of metrics.json and one column
     per group (mean ± sd over its runs, and n), and a per-run table follows when a group
     has several runs. A run without metrics.json is measured first when
-    ``evaluate_missing`` (FID as ``fid`` says, or as available for None), else its cells
-    read 'n/a'. Below the tables, each run's ``samples`` prior samples (same ``seed``).
+    ``evaluate_missing`` (FID as ``fid`` says; for None, on a GPU when the network is
+    installed), else its cells read 'n/a'. Below the tables, each run's ``samples`` prior
+    samples (same ``seed``).
     """
     from waekit.evaluate.fid import inception_available
     from waekit.evaluate.run import METRICS_JSON, evaluate_run
@@ -346,11 +359,15 @@ def compare_runs(
         result = load_metrics(d)  # first, so that a damaged file stops before any work
         run = load_run(d, device=device)
         if result is None and evaluate_missing:
-            use_fid = inception_available()[0] if fid is None else fid
+            # FID needs minutes of Inception per run on a CPU: by default only on a GPU.
+            use_fid = (
+                (inception_available()[0] and run.device.type == "cuda") if fid is None else fid
+            )
             result = evaluate_run(d, device=device, seed=seed, fid=use_fid)
             notes.append(
                 f"{name}: measured now ({result['n']:,} test images, seed {seed}, FID "
-                f"{'included' if use_fid else 'left out'}); saved to {d / METRICS_JSON}."
+                + ("included" if use_fid else f"left out: `{evaluate_hint(d)}` adds it")
+                + f"); saved to {d / METRICS_JSON}."
             )
         elif result is None:
             notes.append(f"{name}: not measured yet; `{evaluate_hint(d)}` measures it.")
@@ -362,7 +379,7 @@ def compare_runs(
     group_names = _group_names(groups, dirs, names)
     rows = _metric_rows(results, configs, groups)
     several = any(len(g) > 1 for g in groups)
-    metric_header = ["metric"] + [
+    metric_header = ["metric", "better"] + [
         f"{g} (n = {len(m)})" if len(m) > 1 else g for g, m in zip(group_names, groups, strict=True)
     ]
     group_of = {i: group_names[k] for k, members in enumerate(groups) for i in members}
@@ -393,7 +410,7 @@ def compare_runs(
 
     # -- Markdown, grids as files beside it ---------------------------------------------------
     md = ["# Run comparison", "", grouping, ""]
-    md += _markdown_table(metric_header, [[r.label] + r.cells for r in rows], 1)
+    md += _markdown_table(metric_header, [r.line() for r in rows], 2)
     md += ["", protocol, ""]
     md += [f"- {n}" for n in notes]
     if differ_rows:
@@ -402,7 +419,7 @@ def compare_runs(
     if several:
         md += ["", "## Each run", ""]
         per_run = _metric_rows(results, configs, [[i] for i in range(len(dirs))])
-        md += _markdown_table(["metric"] + names, [[r.label] + r.cells for r in per_run], 1)
+        md += _markdown_table(["metric", "better"] + names, [r.line() for r in per_run], 2)
     md += ["", "## Runs", ""]
     md += _markdown_table(run_header, run_rows, 5)
     md += ["", "## Random samples", ""]
@@ -416,7 +433,7 @@ def compare_runs(
     parts = [
         "<h1>Run comparison</h1>",
         f'<p class="muted">{html.escape(grouping)}</p>',
-        _html_table("comparison", metric_header, [[r.label] + r.cells for r in rows], 1),
+        _html_table("comparison", metric_header, [r.line() for r in rows], 2),
         f'<p class="muted">{html.escape(protocol)}</p>',
         "".join(f'<p class="info">{html.escape(n)}</p>' for n in notes),
     ]
@@ -429,7 +446,7 @@ def compare_runs(
         per_run = _metric_rows(results, configs, [[i] for i in range(len(dirs))])
         parts += [
             "<h2>Each run</h2>",
-            _html_table("per-run", ["metric"] + names, [[r.label] + r.cells for r in per_run], 1),
+            _html_table("per-run", ["metric", "better"] + names, [r.line() for r in per_run], 2),
         ]
     parts += ["<h2>Runs</h2>", _html_table("runs", run_header, run_rows, 5)]
     figures = "".join(

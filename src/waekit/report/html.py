@@ -20,6 +20,7 @@ from waekit.report.grids import image_grid, interpolation_grid, png_bytes, recon
 __all__ = [
     "write_report",
     "load_metrics",
+    "better",
     "evaluate_hint",
     "REPORT_FILE",
     "METRIC_LABELS",
@@ -99,6 +100,29 @@ def format_value(value: Any) -> str:
     if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
         return f"{v:.3e}"
     return f"{v:.4g}"
+
+
+#: Which way is better, by metric-name prefix (first match wins); see README "Reading the
+#: report". Sharpness is better the closer it is to the real test images' value.
+_BETTER: tuple[tuple[str, str], ...] = (
+    ("sharpness_test", "reference"),
+    ("sharpness", "closer to real"),
+    ("iw_bound", "higher"),
+    ("precision", "higher"),
+    ("recall", "higher"),
+    ("density", "higher"),
+    ("coverage", "higher"),
+    ("fid", "lower"),
+    ("kid", "lower"),
+    ("recon_", "lower"),
+    ("mmd", "lower"),
+    ("ot_", "lower"),
+)
+
+
+def better(name: str) -> str:
+    """'lower', 'higher', 'closer to real' or 'reference' for a metric name; '' if unknown."""
+    return next((way for prefix, way in _BETTER if name.startswith(prefix)), "")
 
 
 def evaluate_hint(run_dir: str | Path) -> str:
@@ -192,6 +216,7 @@ def metrics_table(result: dict[str, Any], run_dir: str | Path | None = None) -> 
         rows.append(
             f"<tr><td>{html.escape(METRIC_LABELS.get(name, name))}</td>"
             f'<td class="num">{format_value(e.get("value"))}</td>'
+            f"<td>{better(name)}</td>"
             f'<td class="num">{format_value(e.get("n"))}</td>'
             f"<td>{html.escape(str(e.get('split', '')))}</td>"
             f'<td class="desc">{html.escape(_details(e))}</td></tr>'
@@ -199,11 +224,12 @@ def metrics_table(result: dict[str, Any], run_dir: str | Path | None = None) -> 
     for name, reason in result.get("skipped", {}).items():
         rows.append(
             f"<tr><td>{html.escape(SKIPPED_LABELS.get(name, name))}</td>"
-            '<td class="num">not measured</td><td></td><td></td>'
+            '<td class="num">not measured</td><td></td><td></td><td></td>'
             f'<td class="desc">{_skipped_reason(name, str(reason), run_dir)}</td></tr>'
         )
     return (
-        '<table id="metrics"><thead><tr><th>Metric</th><th>Value</th><th>N</th><th>Split</th>'
+        '<table id="metrics"><thead><tr><th>Metric</th><th>Value</th><th>Better</th><th>N</th>'
+        "<th>Split</th>"
         "<th>How it was measured</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
