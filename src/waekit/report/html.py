@@ -73,6 +73,7 @@ th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--lin
 th { background: var(--bg); font-weight: 600; }
 td.num { font-variant-numeric: tabular-nums; text-align: right; white-space: nowrap; }
 td.desc { color: var(--muted); font-size: 13px; }
+td.better { white-space: nowrap; }
 .note { background: #fff8c5; border: 1px solid #d4a72c66; padding: 8px 12px; border-radius: 6px; }
 .info { background: var(--bg); border: 1px solid var(--line); padding: 8px 12px;
         border-radius: 6px; }
@@ -216,7 +217,7 @@ def metrics_table(result: dict[str, Any], run_dir: str | Path | None = None) -> 
         rows.append(
             f"<tr><td>{html.escape(METRIC_LABELS.get(name, name))}</td>"
             f'<td class="num">{format_value(e.get("value"))}</td>'
-            f"<td>{better(name)}</td>"
+            f'<td class="better">{better(name)}</td>'
             f'<td class="num">{format_value(e.get("n"))}</td>'
             f"<td>{html.escape(str(e.get('split', '')))}</td>"
             f'<td class="desc">{html.escape(_details(e))}</td></tr>'
