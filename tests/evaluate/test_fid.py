@@ -151,3 +151,16 @@ def test_fid_mnist_vs_fashion_is_large_and_mixing_lowers_it(real_features):
     # Measured at N = 24: about 279, 154 and 89 (small-N FID is biased upward).
     assert scores[0] > 200.0  # different data sets
     assert scores[0] > 2.5 * scores[2]
+
+
+@needs_net
+def test_fast_features_equal_the_torchscript_reference(extractor):
+    # the eager, batch-norm-folded, channels_last copy against the shipped TorchScript graph
+    assert extractor.fast and extractor.protocol["implementation"].startswith("eager")
+    reference = F.InceptionFeatures("cpu", fast=False)
+    x = np.concatenate([real_images("mnist", 2), real_images("fashion-mnist", 2)])
+    fast, ref = extractor.features(x, batch_size=4), reference.features(x, batch_size=4)
+    assert np.abs(fast - ref).max() <= 1e-4 * np.abs(ref).max()
+    # per image, the features' direction agrees to 1e-8 (cosine similarity)
+    cos = (fast * ref).sum(1) / np.linalg.norm(fast, axis=1) / np.linalg.norm(ref, axis=1)
+    np.testing.assert_allclose(cos, 1.0, atol=1e-8)
