@@ -278,13 +278,18 @@ def evaluate(
     device: Device = "auto",
 ) -> None:
     """Measure a run the way the papers do; writes RUN_DIR/metrics.json."""
-    import json
+    import warnings
 
     from waekit.evaluate import evaluate_run
+    from waekit.evaluate.run import summary_table
 
-    metrics = evaluate_run(run_dir, n=n, device=device, seed=seed, fid=fid)
-    typer.echo(json.dumps(metrics, indent=2, default=str))
-    typer.echo(f"wrote {run_dir / 'metrics.json'}")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.load.*")
+        result = evaluate_run(run_dir, n=n, device=device, seed=seed, fid=fid, progress=True)
+    for text in result.get("warnings", []):
+        typer.secho(f"warning: {text}", err=True, fg="yellow", bold=True)
+    typer.echo(summary_table(result))
+    typer.echo(f"wrote {run_dir / 'metrics.json'} (every number with its protocol)")
 
 
 @app.command()

@@ -19,6 +19,11 @@ def test_evaluate_run_numbers_protocols_and_determinism(tmp_path):
     assert json.loads((run_dir / "metrics.json").read_text()) == result
     n_test = result["data"]["size"]
     assert n_test == 40 and result["n"] == 40 and result["n_requested"] == 1000  # capped
+    # said loudly, with the N actually used, and the data named as what was read
+    assert result["warnings"][0] == (
+        "n = 1000 was asked for but the npz test split has only 40 images: every metric uses n = 40"
+    )
+    assert result["data"]["description"] == "npz"
     m = result["metrics"]
     assert result["skipped"]["fid"] == "disabled (fid=False)"
     assert "iw_bound" in result["skipped"] and "iw_bound" not in m
@@ -61,21 +66,85 @@ def test_evaluate_run_gaussian_encoder_has_iw_bound(tmp_path):
     # binary cross-entropy of grey pixels summed over 784 pixels: hundreds of nats
     assert -2000 < iw["value"] < -100
     assert "iw_bound" not in result["skipped"]
+    # codes compared with the prior two ways: posterior means and draws of Q_Z
+    m = result["metrics"]
+    for name in ("mmd2_codes_prior", "ot_codes_prior"):
+        means, sampled = m[name], m[name + "_sampled"]
+        assert "mu" in means["codes"] and "Q_Z" in sampled["codes"]
+        assert sampled["n"] == means["n"] and sampled["value"] != means["value"]
+    # independent recomputation of the sampled W_2 from the same draws
+    from waekit.evaluate.run import _stream_seed, _torch_generator
+    from waekit.generate import encode_batched
+
+    run = load_run(run_dir, "cpu")
+    real = run.dataset().images[np.sort(np.random.default_rng([0, 1]).choice(40, 20, False))]
+    gen = torch.Generator().manual_seed(_stream_seed(0, "posterior"))
+    z = encode_batched(run.model, real, 50, sample=True, generator=gen)  # draws for all 20
+    prior = run.model.sample_prior(10, _torch_generator(0, "ot")).double()
+    assert m["ot_codes_prior_sampled"]["value"] == pytest.approx(M.exact_ot_distance(z[:10], prior))
 
 
 @pytest.mark.skipif(not inception_available()[0], reason="FID network unavailable")
 def test_evaluate_run_fid(tmp_path):
     run_dir = make_run(tmp_path, "wae", "wae-mmd")
     result = evaluate_run(
-        run_dir, n=8, device="cpu", fid=True, ot_n=8, cache_dir=tmp_path / "cache"
+        run_dir,
+        n=10,
+        device="cpu",
+        fid=True,
+        ot_n=8,
+        cache_dir=tmp_path / "cache",
+        kid_subsets=5,
+        bootstrap=4,
     )
     m = result["metrics"]
     protocol = result["fid_protocol"]
-    assert protocol["n"] == 8 and protocol["split"] == "test"
+    assert protocol["n"] == 10 and protocol["split"] == "test"
     assert "tf-2015-12-05" in protocol["network"]
     assert "singular" in protocol["note"]
     # An untrained decoder's samples are far from digits; its outputs are near-constant grey.
-    for name in ("fid_samples", "fid_reconstructions", "fid_gmm_samples"):
-        assert m[name]["value"] > 50 and m[name]["n"] == 8
-    assert len(list((tmp_path / "cache").glob("npz-test-n8-*.npz"))) == 1
+    for what in ("samples", "reconstructions", "gmm_samples"):
+        fid = m[f"fid_{what}"]
+        assert fid["value"] > 50 and fid["n"] == 10
+        assert (
+            fid["interval"][0] <= fid["interval"][1] and "4 resamples" in fid["interval_protocol"]
+        )
+        kid = m[f"kid_{what}"]
+        assert kid["value"] > 0 and kid["sd"] > 0 and (kid["subsets"], kid["subset_size"]) == (5, 5)
+        fid_inf = m[f"fid_inf_{what}"]
+        assert fid_inf["fit_n"][-1] == 10 and fid_inf["fit_fid"][-1] == pytest.approx(fid["value"])
+        # far from digits: the generated points lie outside the test manifold
+        for key in ("precision", "recall", "density", "coverage"):
+            assert 0.0 <= m[f"{key}_{what}"]["value"] <= 1.0 or key == "density"
+    assert m["fid_inf_gmm_samples"]["gmm"]["covariance"] == "full"
+    assert len(list((tmp_path / "cache").glob("npz-test-n10-*-features.npz"))) == 1
     assert "fid" not in result["skipped"]
+    # the summary the CLI prints: one row per metric with its direction
+    from waekit.evaluate.run import summary_table
+
+    table = summary_table(result)
+    assert "kid_samples" in table and "± " in table and "lower" in table
+
+
+def test_cli_evaluate_prints_a_short_table_and_the_file(tmp_path, capsys):
+    from waekit.cli import main
+
+    run_dir = make_run(tmp_path, "wae", "wae-mmd")
+    code = main(["evaluate", str(run_dir), "-n", "500", "--no-fid", "--device", "cpu"])
+    out = capsys.readouterr()
+    assert code == 0
+    lines = out.out.splitlines()
+    # a header line, the table (metric, value, better, n), the skipped ones, the file written
+    assert lines[1].split() == ["metric", "value", "better", "n"]
+    rows = {
+        line.split()[0]: line.split() for line in lines[3:] if line.startswith(("recon", "ot_"))
+    }
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert rows["recon_mse"][1:] == [f"{saved['metrics']['recon_mse']['value']:.4g}", "lower", "40"]
+    assert rows["ot_codes_prior"][2] == "lower"
+    assert lines[-1] == f"wrote {run_dir / 'metrics.json'} (every number with its protocol)"
+    assert len(lines) < 30 and not any(line.startswith("{") for line in lines)
+    # asking for more images than the split holds is said on stderr, with the n used
+    err = " ".join(out.err.split())
+    assert "warning: n = 500 was asked for but the npz test split has only 40 images" in err
+    assert saved["n"] == 40 and saved["n_requested"] == 500

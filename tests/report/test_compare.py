@@ -12,7 +12,7 @@ from waekit_testruns import make_run
 from waekit.cli import main
 from waekit.report import compare_runs
 from waekit.report.compare import differing_keys, expand_run_dirs, group_runs, summarize
-from waekit.report.html import format_value
+from waekit.report.html import METRIC_LABELS, format_value
 
 pytestmark = pytest.mark.usefixtures("use_npz_loader")
 
@@ -87,8 +87,8 @@ def test_compare_groups_seeds_with_mean_sd_and_n(seed_runs, tmp_path):
     assert fid["wae-l2 (n = 3)"] == _expected([m["fid_samples"] for m in l2])
     assert fid["wae-l2 (n = 3)"] == "13 ± 3.606 (n = 3)"
     assert fid["wae-bce (n = 2)"] == _expected([m["fid_samples"] for m in bce])
-    # A metric the report has no label for (KID) is aggregated too; one run lacks it: n = 2.
-    kid = rows["kid_samples"]
+    # KID is aggregated too, under its label; one run lacks it: n = 2.
+    kid = rows[METRIC_LABELS["kid_samples"]]
     assert kid["wae-l2 (n = 3)"] == _expected([0.01, 0.03]) == "0.02 ± 0.01414 (n = 2)"
     assert kid["wae-bce (n = 2)"] == _expected([0.5, 0.7])
     # The two costs are never one column: each row names its cost, the other group is n/a.

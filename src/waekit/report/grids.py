@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from waekit.generate import interpolation_codes, to_uint8
+
 __all__ = [
     "to_uint8",
     "image_grid",
@@ -21,21 +23,6 @@ __all__ = [
     "png_bytes",
     "save_png",
 ]
-
-
-def to_uint8(images: np.ndarray | torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) uint8: uint8 input is returned as is, floats in [0, 1] are scaled by
-    255 and rounded (values outside [0, 1] are clipped)."""
-    if isinstance(images, torch.Tensor):
-        images = images.detach().to("cpu").numpy()
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"images must be (N, C, H, W), got shape {images.shape}")
-    if images.dtype == np.uint8:
-        return images
-    if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"images must be uint8 or floats in [0, 1], got dtype {images.dtype}")
-    return np.rint(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def image_grid(
@@ -105,17 +92,9 @@ def interpolation_grid(
     z_start and z_end are (P, d). Row p is the path from z_start[p] to z_end[p], framed by
     ``start_images[p]`` on the left and ``end_images[p]`` on the right when given (the WAE
     paper's figure: the real images whose codes are interpolated)."""
-    if z_start.shape != z_end.shape or z_start.ndim != 2:
-        raise ValueError(
-            "z_start and z_end must both be (P, d), got "
-            f"{tuple(z_start.shape)} and {tuple(z_end.shape)}"
-        )
-    if steps < 2:
-        raise ValueError(f"steps={steps} is invalid: an interpolation needs >= 2 steps")
     p = z_start.shape[0]
-    t = torch.linspace(0.0, 1.0, steps, device=z_start.device, dtype=z_start.dtype)
     # (P, steps, d) -> (P * steps, d), row-major so that each row of the grid is one path
-    path = z_start[:, None, :] + t[None, :, None] * (z_end - z_start)[:, None, :]
+    path = interpolation_codes(z_start, z_end, steps)
     rows = to_uint8(decode(path.reshape(-1, z_start.shape[1])))
     rows = rows.reshape(p, steps, *rows.shape[1:])
     columns = [rows]

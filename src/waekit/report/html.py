@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from waekit.evaluate.run import better
+from waekit.generate import encode_batched, to_float
 from waekit.report import plots
 from waekit.report.grids import image_grid, interpolation_grid, png_bytes, reconstruction_grid
 
@@ -36,16 +38,32 @@ METRIC_LABELS: dict[str, str] = {
     "fid_samples": "FID, prior samples",
     "fid_reconstructions": "FID, test reconstructions",
     "fid_gmm_samples": "FID, GMM-sampler samples",
+    "fid_inf_samples": "FID∞ (extrapolated to N = ∞), prior samples",
+    "fid_inf_reconstructions": "FID∞, test reconstructions",
+    "fid_inf_gmm_samples": "FID∞, GMM-sampler samples",
+    "kid_samples": "KID (unbiased at any N), prior samples",
+    "kid_reconstructions": "KID, test reconstructions",
+    "kid_gmm_samples": "KID, GMM-sampler samples",
+    "precision_samples": "Precision (samples on the data manifold), prior samples",
+    "recall_samples": "Recall (data covered by samples), prior samples",
+    "density_samples": "Density, prior samples",
+    "coverage_samples": "Coverage, prior samples",
+    "precision_gmm_samples": "Precision, GMM-sampler samples",
+    "recall_gmm_samples": "Recall, GMM-sampler samples",
+    "precision_reconstructions": "Precision, test reconstructions",
+    "recall_reconstructions": "Recall, test reconstructions",
     "sharpness_samples": "Sharpness, prior samples",
     "sharpness_reconstructions": "Sharpness, reconstructions",
     "sharpness_gmm_samples": "Sharpness, GMM-sampler samples",
     "sharpness_test": "Sharpness, real test images",
     "recon_cost": "Reconstruction cost per image",
     "recon_mse": "Reconstruction MSE per pixel",
-    "mmd2_codes_prior": "MMD² (test codes, prior)",
+    "mmd2_codes_prior": "MMD² (posterior means of test codes, prior)",
+    "mmd2_codes_prior_sampled": "MMD² (codes sampled from q(z|x), i.e. Q_Z, prior)",
     "ot_samples_test": "W₂ (prior samples, test images)",
     "ot_reconstructions_test": "W₂ (reconstructions, test images)",
-    "ot_codes_prior": "W₂ (test codes, prior)",
+    "ot_codes_prior": "W₂ (posterior means of test codes, prior)",
+    "ot_codes_prior_sampled": "W₂ (codes sampled from q(z|x), i.e. Q_Z, prior)",
     "iw_bound": "IW bound on log p(x), nats",
 }
 
@@ -105,27 +123,6 @@ def format_value(value: Any) -> str:
 
 #: Which way is better, by metric-name prefix (first match wins); see README "Reading the
 #: report". Sharpness is better the closer it is to the real test images' value.
-_BETTER: tuple[tuple[str, str], ...] = (
-    ("sharpness_test", "reference"),
-    ("sharpness", "closer to real"),
-    ("iw_bound", "higher"),
-    ("precision", "higher"),
-    ("recall", "higher"),
-    ("density", "higher"),
-    ("coverage", "higher"),
-    ("fid", "lower"),
-    ("kid", "lower"),
-    ("recon_", "lower"),
-    ("mmd", "lower"),
-    ("ot_", "lower"),
-)
-
-
-def better(name: str) -> str:
-    """'lower', 'higher', 'closer to real' or 'reference' for a metric name; '' if unknown."""
-    return next((way for prefix, way in _BETTER if name.startswith(prefix)), "")
-
-
 def evaluate_hint(run_dir: str | Path) -> str:
     """The command that (re-)measures a run, quoted so that it can be pasted into a shell."""
     return f"waekit evaluate {shlex.quote(str(run_dir))}"
@@ -197,7 +194,7 @@ def _details(entry: dict[str, Any]) -> str:
     extra = {
         k: v
         for k, v in entry.items()
-        if k not in ("value", "description", "n", "split", "seed", "network", "gmm")
+        if k not in ("value", "description", "n", "split", "seed", "network", "gmm", "fit_fid")
     }
     parts += [f"{k} = {format_value(v) if isinstance(v, float) else v}" for k, v in extra.items()]
     if "gmm" in entry:
@@ -277,7 +274,7 @@ def _figures(run, seed: int, n_codes: int) -> dict[str, str]:
             f"64 random samples: decoded draws from the prior N(0, {model.config.prior_var:g} I)",
         )
         pick = rng.choice(len(images), size=min(32, len(images)), replace=False)
-        real = torch.from_numpy(images[pick]).to(dev).float() / 255.0
+        real = to_float(images[pick], dev)
         recon = model.reconstruct(real)
         out["recon"] = _grid_img(
             reconstruction_grid(real, recon, nrow=8),
@@ -286,8 +283,8 @@ def _figures(run, seed: int, n_codes: int) -> dict[str, str]:
         )
         pairs = min(8, len(images) // 2)
         ends = rng.choice(len(images), size=2 * pairs, replace=False)
-        a = torch.from_numpy(images[ends[:pairs]]).to(dev).float() / 255.0
-        b = torch.from_numpy(images[ends[pairs:]]).to(dev).float() / 255.0
+        a = to_float(images[ends[:pairs]], dev)
+        b = to_float(images[ends[pairs:]], dev)
         grid = interpolation_grid(
             model.decode, model.encode(a), model.encode(b), steps=10, start_images=a, end_images=b
         )
@@ -298,18 +295,7 @@ def _figures(run, seed: int, n_codes: int) -> dict[str, str]:
             "between the codes of the real test images at its two ends",
         )
         keep = np.sort(rng.choice(len(images), size=min(n_codes, len(images)), replace=False))
-        codes = (
-            torch.cat(
-                [
-                    model.encode(
-                        torch.from_numpy(images[keep[s : s + 256]]).to(dev).float() / 255.0
-                    ).cpu()
-                    for s in range(0, len(keep), 256)
-                ]
-            )
-            .double()
-            .numpy()
-        )
+        codes = encode_batched(model, images[keep], batch_size=256).numpy()
     lab = None if labels is None else labels[keep]
     what = f"{len(keep)} test codes (posterior means)"
     out["explorer"] = _explorer(model, codes, keep, dev, what)
