@@ -422,3 +422,9 @@ def test_os_error_messages_name_the_path_and_the_fix():
         "Input/output error: /a/b; check the path and the device, then run the command again"
     )
     assert "a file" in os_error_message(OSError(errno.ENOSPC, "No space left on device"))
+    assert os_error_message(TimeoutError("timed out")) == (
+        "network failure ('timed out'); check the connection and run the command again"
+    )
+    from urllib.error import URLError
+
+    assert os_error_message(URLError("no route")).startswith("network failure (")

@@ -6,6 +6,7 @@ import errno
 import os
 import reprlib
 from typing import Any
+from urllib.error import URLError
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = 60
@@ -52,6 +53,11 @@ class TrainingInterrupted(WaekitError):
 
 def os_error_message(exc: OSError) -> str:
     """One line for a file-system fault: what happened to which path, and what to do."""
+    if isinstance(exc, (ConnectionError, TimeoutError, URLError)):
+        return (
+            f"network failure ({brief(str(exc), 120)}); check the connection and run the "
+            "command again"
+        )
     path = exc.filename if exc.filename is not None else "a file"
     where = f"{path!s}" if not isinstance(path, bytes) else brief(path)
     folder = os.path.dirname(os.path.abspath(where)) if exc.filename is not None else "."
@@ -62,10 +68,7 @@ def os_error_message(exc: OSError) -> str:
             f"space (see: df -h {folder}) and run the command again"
         )
     if code == errno.EROFS:
-        return (
-            f"{where} is on a read-only file system; choose a folder on a writable one "
-            "(for waekit train: --out DIR)"
-        )
+        return f"{where} is on a read-only file system; choose a folder on a writable one"
     if code in (errno.EACCES, errno.EPERM):
         return (
             f"permission denied: {where}; check its permissions (see: ls -ld {folder}) or "
