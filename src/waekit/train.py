@@ -470,6 +470,7 @@ class Trainer:
         )
 
     def _checkpoint(self) -> None:
+        """Log the held-out loss and write last (and best) checkpoint; rank 0 writes."""
         if self.world.is_main:
             loss = self.holdout_loss()
             if loss is not None:
@@ -489,11 +490,6 @@ class Trainer:
                 extra["scaler"] = self.scaler.state_dict()
             self.run.checkpoint(self.model, self.optimizers, self.step, loss, extra)
         dist.barrier(self.world)
-
-    def save(self) -> None:
-        """Write a checkpoint of the current state (last; best when the held-out loss is
-        the lowest so far) and model.safetensors; rank 0 writes."""
-        self._checkpoint()
 
     def write_images(self) -> None:
         self.model.eval()
