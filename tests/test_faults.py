@@ -5,12 +5,14 @@ configs and metrics lines never end in a traceback."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -188,6 +190,56 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_weights(
     assert (run / "config.yaml").read_text().replace(str(tmp_path), "") == (
         ref / "config.yaml"
     ).read_text().replace(str(cfg_ref.parent), "")
+
+
+@pytest.mark.parametrize("case", range(2))
+def test_disk_full_during_a_checkpoint_leaves_a_resumable_run(
+    reference, tmp_path, capsys, monkeypatch, case
+):
+    """ENOSPC at a random fsync of a file: one line naming the file, no temporary left, every
+    checkpoint file still whole, and --resume (once space is back) ends as if never stopped."""
+    rng = np.random.default_rng([SEED, 20 + case])
+    cfg = _write_config(tmp_path)
+    run = tmp_path / "run"
+    k, calls, fsync = int(rng.integers(4, 30)), [0], os.fsync
+
+    def full(fd: int) -> None:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            calls[0] += 1
+            if calls[0] == k:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full)
+    code, err = _cli(capsys, *_train_args(run, cfg))
+    monkeypatch.undo()
+    # The trainer's opening line (steps, precision) may come first; the failure is one line.
+    assert code == 1 and "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and err.endswith(errors[0] + "\n"), err
+    written = re.fullmatch(
+        r"error: no space left on the device \(or over quota\) while writing (\S+); free "
+        r"some space \(see: df -h (\S+)\) and run the command again",
+        errors[0],
+    )
+    assert written, err
+    assert Path(written[1]).parent == Path(written[2]) and run in Path(written[1]).parents
+    assert _temporaries(run) == []
+    for path in run.rglob("*.safetensors"):
+        wio.load_tensors(path)  # whole: the old version or the new, never a part
+    if not (run / "checkpoints" / "last.safetensors").is_file():  # failed before the first
+        code, err = _cli(capsys, *_train_args(run, None))
+        assert code == 1 and "start without --resume" in err, err
+        shutil.rmtree(run)
+        code, err = _cli(capsys, *_train_args(run, cfg))
+    else:
+        code, err = _cli(capsys, *_train_args(run, None))
+    assert code == 0, err
+    ref = reference[1]
+    assert _same_tensors(run / "model.safetensors", ref / "model.safetensors")
+    assert _same_tensors(
+        run / "checkpoints" / "last.safetensors", ref / "checkpoints" / "last.safetensors"
+    )
 
 
 # -- damaged files -------------------------------------------------------------------------------

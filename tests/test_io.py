@@ -414,6 +414,17 @@ def test_bugs_still_show_their_traceback(monkeypatch):
         cli.main(["sample", "somewhere"])
 
 
+def test_ctrl_c_outside_training_exits_130_without_a_traceback(monkeypatch, capsys):
+    from waekit import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("waekit.run.load_run", interrupted)
+    assert cli.main(["sample", "somewhere"]) == 130  # 128 + SIGINT, as a shell reports it
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_os_error_messages_name_the_path_and_the_fix():
     assert os_error_message(OSError(errno.ENOENT, "x", "/a/b.yaml")) == (
         "/a/b.yaml does not exist; check the path"
