@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 import waekit
 from waekit.config import (
-    MODEL_NAMES,
     ModelConfig,
     RunConfig,
     TrainConfig,
@@ -21,6 +20,7 @@ from waekit.config import (
     parse_override,
     with_overrides,
 )
+from waekit.models import MODEL_NAMES, MODELS
 
 # -- per-model defaults --------------------------------------------------------------------
 
@@ -86,7 +86,8 @@ def test_configs_are_frozen():
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_yaml_round_trip_for_every_model(name):
-    model = make_model_config(name, latent_dim=5, prior_var=2.0, scales=(0.5, 2.0))
+    scales = {"scales": (0.5, 2.0)} if "scales" in MODELS[name].fields else {}
+    model = make_model_config(name, latent_dim=5, prior_var=2.0, **scales)
     cfg = RunConfig(model=model, train=TrainConfig(lr=3e-4, steps=7, grad_clip=1.5))
     back = config_from_dict(yaml.safe_load(cfg.to_yaml()))
     assert back == cfg
@@ -113,14 +114,9 @@ def test_yaml_round_trip_of_the_defaults_and_to_dict():
     kernel=st.sampled_from(["imq", "rbf"]),
 )
 def test_yaml_round_trip_property(name, latent_dim, lam, prior_var, lr, scales, kernel):
-    model = make_model_config(
-        name,
-        latent_dim=latent_dim,
-        lam=lam,
-        prior_var=prior_var,
-        scales=tuple(scales),
-        kernel=kernel,
-    )
+    chosen = {"lam": lam, "scales": tuple(scales), "kernel": kernel}
+    read = {k: v for k, v in chosen.items() if k in MODELS[name].fields}
+    model = make_model_config(name, latent_dim=latent_dim, prior_var=prior_var, **read)
     cfg = RunConfig(model=model, train=TrainConfig(lr=lr))
     assert config_from_dict(yaml.safe_load(cfg.to_yaml())) == cfg
 
@@ -255,7 +251,7 @@ def test_bad_overrides_raise_naming_the_key(override, needles):
         ({"model": {"lam": "ten"}}, ["model.lam", "'ten'", "number"]),
         ({"model": {"lam": True}}, ["model.lam", "True"]),
         ({"model": {"batch_norm": "yes"}}, ["model.batch_norm", "'yes'"]),
-        ({"model": {"kernel": 3}}, ["model.kernel", "3", "string"]),
+        ({"model": {"kernel": 3}}, ["model.kernel", "3", "choose one of ('imq', 'rbf')"]),
         ({"model": {"scales": ["a"]}}, ["model.scales", "'a'"]),
         ({"train": {"betas": [0.5]}}, ["train.betas", "length"]),
         ({"train": {"batch_size": 1}}, ["train.batch_size", "1"]),
@@ -365,3 +361,131 @@ def test_a_preset_switched_to_another_model_starts_from_that_models_defaults():
     )
     assert cfg.model.name == "vae" and cfg.model.net == "small"
     assert cfg.model.recon == "bernoulli" and cfg.model.beta == 1.0
+
+
+# -- the model table: fields a model does not read -------------------------------------------
+
+
+def test_a_field_the_model_does_not_read_is_refused_with_a_runnable_fix():
+    import re
+
+    overrides = ["model.name=wae-mmd", "model.beta=4"]
+    with pytest.raises(waekit.ConfigError) as info:
+        waekit.load_config(preset="quickstart", overrides=overrides)
+    message = str(info.value)
+    assert "model.beta=4 is not read by model 'wae-mmd'" in message and "\n" not in message
+    # The printed fix works as printed: the model it names reads beta.
+    fix = re.search(r"--set (model\.name=[\w-]+);", message).group(1)
+    cfg = waekit.load_config(preset="quickstart", overrides=[*overrides, fix])
+    assert cfg.model.beta == 4.0 and "beta" in MODELS[cfg.model.name].fields
+    with pytest.raises(waekit.ConfigError, match="model.lam=123 is not read by model 'vae'"):
+        waekit.build_model("vae", lam=123)
+    # A field at the model's own default is not "set": complete saved configs still load.
+    assert make_model_config("vae", lam=10.0, kernel="imq").lam == 10.0
+    assert make_model_config("ae", lam=0.0).lam == 0.0
+    for name in MODEL_NAMES:
+        full = dataclasses.asdict(make_model_config(name))
+        assert make_model_config(full.pop("name"), **full) == make_model_config(name)
+
+
+def test_the_model_table_holds_each_models_defaults_encoder_and_critic():
+    for name, spec in MODELS.items():
+        cfg = make_model_config(name)
+        assert cfg.encoder == spec.encoders[0]
+        for key, value in spec.defaults.items():
+            assert getattr(cfg, key) == value, (name, key)
+        assert set(spec.defaults) <= spec.fields | {"lam"}  # ae keeps lam = 0 for old configs
+        assert cfg.adversarial == (
+            "critic_hidden" in spec.fields and cfg.divergence == "gan"
+            if name == "infovae"
+            else "critic_hidden" in spec.fields
+        )
+    assert {n for n, s in MODELS.items() if s.encoders == ("gaussian",)} == {
+        "vae",
+        "beta-vae",
+        "aae",
+        "infovae",
+    }
+
+
+def test_switching_model_keeps_only_the_fields_the_new_model_reads():
+    celeba = waekit.load_config(preset="wae-gan-celeba")
+    mmd = with_overrides(celeba, ["model.name=wae-mmd"])
+    assert mmd.model.critic_hidden == 512 and mmd.model.lam == 10.0  # wae-mmd's own defaults
+    assert mmd.model.latent_dim == 64 and mmd.model.prior_var == 2.0  # shared departures kept
+
+
+# -- choices, numbers, and bounded messages ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,expected", [("off", "off"), ("on", "on"), ("false", "off"), ("true", "on")]
+)
+def test_compile_switch_read_by_yaml_as_a_boolean(tmp_path, text, expected):
+    path = tmp_path / "run.yaml"
+    path.write_text(f"train:\n  compile: {text}\n")
+    assert waekit.load_config(config_file=path).train.compile == expected
+    assert with_overrides(RunConfig(), [f"train.compile={text}"]).train.compile == expected
+    with pytest.raises(waekit.ConfigError, match=r"train.compile='sometimes' is invalid: choose"):
+        with_overrides(RunConfig(), ["train.compile=sometimes"])
+    with pytest.raises(waekit.ConfigError, match=r"model.recon=True is invalid: choose one of"):
+        with_overrides(RunConfig(), ["model.recon=on"])  # only on/off switches read booleans
+
+
+def test_choices_are_checked_on_direct_construction_too():
+    with pytest.raises(waekit.ConfigError, match=r"model.net='big' is invalid: choose one of"):
+        ModelConfig(net="big")
+    with pytest.raises(waekit.ConfigError, match=r"train.schedule='step' is invalid"):
+        TrainConfig(schedule="step")
+    with pytest.raises(waekit.ConfigError, match=r"train.precision='fp8' is invalid"):
+        TrainConfig(precision="fp8")
+
+
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("train.seed=1e23", "train.seed='1e23'"),
+        ("train.seed=4294967296", "from 0 to 2**32 - 1"),
+        ("train.seed=-1", "train.seed=-1"),
+        ("train.epochs=.inf", "train.epochs=inf"),
+        ("train.epochs=1e300", "train.epochs=1e+300"),
+        ("train.lr=.nan", "train.lr=nan"),
+        ("model.lam=.inf", "model.lam=inf"),
+        ("model.latent_dim=1000000000", "model.latent_dim=1000000000"),
+        ("model.latent_dim=1e30", "model.latent_dim="),
+        ("data.image_size=100000000", "data.image_size=100000000"),
+        ("model.critic_hidden=10000000", "model.critic_hidden=10000000"),
+        ("train.steps=1e40", "train.steps="),
+    ],
+)
+def test_overflowing_numbers_are_refused_in_one_line(override, needle):
+    with pytest.raises(waekit.ConfigError) as info:
+        with_overrides(RunConfig(), [override])
+    message = str(info.value)
+    assert needle in message and "\n" not in message and len(message) < 200, message
+
+
+def test_a_yaml_alias_bomb_never_expands_into_a_message(tmp_path):
+    # Nine levels of nine aliases: 9**9 (387 million) strings if anything walked it all.
+    levels = ['&l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"&l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    bomb = "[" + ", ".join(levels) + "]"
+    for section, key in [
+        ("model", "name"),
+        ("model", "scales"),
+        ("model", "lam"),
+        ("train", "lr"),
+        ("train", "compile"),
+        ("data", "name"),
+        ("train", "betas"),
+    ]:
+        path = tmp_path / "bomb.yaml"
+        path.write_text(f"{section}:\n  {key}: {bomb}\n")
+        with pytest.raises(waekit.ConfigError) as info:
+            waekit.load_config(config_file=path)
+        message = str(info.value)
+        assert f"{section}.{key}=" in message and len(message) < 300, message
+    path.write_text(f"model: {bomb}\n")
+    with pytest.raises(waekit.ConfigError, match="must be a mapping") as info:
+        waekit.load_config(config_file=path)
+    assert len(str(info.value)) < 300

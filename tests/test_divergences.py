@@ -445,3 +445,19 @@ def test_reconstruction_cost_scales_with_the_pixel_count():
 def test_reconstruction_cost_rejects_an_unknown_cost():
     with pytest.raises(ValueError, match="'l1'"):
         dv.reconstruction_cost(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), "l1")
+
+
+def test_the_divergences_are_pure_and_hold_the_kernel_table():
+    """The kernel table lives beside the kernels; the config re-exports it, never the reverse."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(dv))
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    } | {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    assert not {m for m in imported if m.startswith("waekit")}, imported
+    assert dv.KERNELS == ("imq", "rbf") and dv.WAE_SCALES == (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+    import waekit.config
+
+    assert waekit.config.WAE_SCALES is dv.WAE_SCALES and waekit.WAE_SCALES is dv.WAE_SCALES

@@ -204,3 +204,41 @@ def test_sample_prior_has_the_prior_variance(prior_var):
     cov = torch.cov(z.T)
     off = cov - torch.diag(cov.diagonal())
     assert off.abs().max() < 5 * prior_var / math.sqrt(n)
+
+
+def test_fits_agrees_with_building_the_decoder():
+    """``fits`` is the rule the decoder enforces: every size it accepts builds and decodes to
+    that size, every size it refuses raises the ConfigError."""
+    for side in range(8, 41):
+        ok = nets.fits("small", side, side)
+        assert ok == (side % 4 == 0), side
+        if ok:
+            dec = nets.build_networks("small", (1, side, side), 2, 2, mlp_hidden=(8,))[1]
+            assert dec(torch.zeros(1, 2)).shape == (1, 1, side, side)
+        else:
+            with pytest.raises(waekit.ConfigError):
+                nets.build_networks("small", (1, side, side), 2, 2)
+    # 'conv' doubles twice below 64 pixels and three times from 64 up (the WAE paper's nets).
+    assert [s for s in range(56, 81) if nets.fits("conv", s, s)] == [56, 60, 64, 72, 80]
+    assert nets.fits("mlp", 25, 31) and not nets.fits("small", 24, 26)
+
+
+@pytest.mark.parametrize(
+    "net,side,sizes,fix",
+    [
+        ("conv", 25, "24x24 or 28x28", "--set data.image_size=24"),
+        ("small", 30, "28x28 or 32x32", "--set data.image_size=28"),
+        ("conv", 66, "60x60 or 64x64", "--set data.image_size=64"),
+        ("conv", 62, "60x60 or 64x64", "--set data.image_size=60"),
+    ],
+)
+def test_an_image_size_the_conv_net_cannot_take_names_sizes_that_fit(net, side, sizes, fix):
+    with pytest.raises(waekit.ConfigError) as info:
+        waekit.build_model("wae-mmd", (3, side, side), net=net)
+    message = str(info.value)
+    assert f"{side}x{side}" in message and sizes in message and "\n" not in message
+    assert fix in message and "--set model.net=mlp" in message
+    # Both printed fixes work.
+    size = int(fix.rsplit("=", 1)[1])
+    assert nets.fits(net, size, size)
+    waekit.build_model("wae-mmd", (3, side, side), net="mlp", mlp_hidden=(8,))

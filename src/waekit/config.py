@@ -1,15 +1,20 @@
 """Frozen configuration dataclasses, YAML loading, dotted ``key=value`` overrides, presets.
 
-A run is described by one :class:`RunConfig` with three sections, ``model``, ``data`` and
-``train``. Every key has a type; unknown keys and values of the wrong type raise
-:class:`~waekit.errors.ConfigError` naming the key. Model hyper-parameters whose paper
-default depends on the model (``lam`` is 10 for WAE-MMD but 1 for WAE-GAN) are resolved
-from :data:`MODEL_DEFAULTS` when a model config is made, so a saved config is complete.
+A run is described by one :class:`RunConfig` with sections ``model``, ``data``, ``train``
+and ``distributed``. Every key has a type, checked in one place (:func:`_coerce`): a choice
+is a ``Literal``, a number must be finite and in range; unknown keys and values of the wrong
+type raise :class:`~waekit.errors.ConfigError` naming the key, with the value quoted through
+:func:`~waekit.errors.brief`. Model hyper-parameters whose paper default depends on the model
+(``lam`` is 10 for WAE-MMD but 1 for WAE-GAN) come from the model table
+(:data:`waekit.models.MODELS`) when a model config is made, so a saved config is complete; a
+field the model does not read is refused when it is set to anything but its default.
+:func:`resolve_config` is the one place that picks a run's config and applies ``--set``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -17,41 +22,51 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from waekit.errors import ConfigError
+from waekit.divergences import WAE_SCALES, Kernel, ReconCost
+from waekit.errors import ConfigError, brief
 
-#: The WAE paper's code sums the IMQ kernel over these multiples of C = 2 * d * prior_var.
-WAE_SCALES: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+if TYPE_CHECKING:
+    from waekit.models import ModelSpec
 
-MODEL_NAMES = ("ae", "vae", "beta-vae", "wae-mmd", "wae-gan", "aae", "infovae", "swae")
-KERNELS = ("imq", "rbf")
-NETS = ("mlp", "conv", "small")
-RECON_COSTS = ("l2", "bernoulli")
-ENCODERS = ("deterministic", "gaussian")
-INFOVAE_DIVERGENCES = ("mmd", "gan")
+Net = Literal["mlp", "conv", "small"]
+EncoderKind = Literal["deterministic", "gaussian"]
+InfoVAEDivergence = Literal["mmd", "gan"]
+Schedule = Literal["wae", "cosine", "constant"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Switch = Literal["auto", "on", "off"]
 
-#: Per-model paper defaults, applied before the user's fields (MATH.md, WAE paper appendix).
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "ae": {"encoder": "deterministic", "lam": 0.0},
-    "vae": {"encoder": "gaussian", "recon": "bernoulli", "beta": 1.0},
-    "beta-vae": {"encoder": "gaussian", "recon": "bernoulli", "beta": 4.0},
-    "wae-mmd": {"encoder": "deterministic", "lam": 10.0},
-    "wae-gan": {"encoder": "deterministic", "lam": 1.0},
-    # WAE-GAN with a Gaussian encoder is the adversarial auto-encoder.
-    "aae": {"encoder": "gaussian", "lam": 1.0},
-    # alpha = 1 is the MMD-VAE: no KL term, MMD weight alpha + lam - 1 = lam.
-    "infovae": {"encoder": "gaussian", "recon": "bernoulli", "alpha": 1.0, "lam": 1000.0},
-    "swae": {"encoder": "deterministic", "lam": 10.0},
-}
-GAUSSIAN_ONLY = ("vae", "beta-vae", "infovae", "aae")
+#: Bounds that keep a typo from allocating terabytes or overflowing a seed.
+MAX_LATENT_DIM = 4096
+MAX_WIDTH = 65536
+MAX_IMAGE_SIZE = 4096
+MAX_EPOCHS = 1e6
+MAX_SEED = 2**32 - 1
+_MAX_INT = 2**63 - 1  # any integer key (int64): beyond this a value overflows, it is no setting
 
 
 def _require(ok: bool, key: str, value: Any, fix: str) -> None:
     if not ok:
-        raise ConfigError(f"{key}={value!r} is invalid: {fix}")
+        raise ConfigError(f"{key}={brief(value)} is invalid: {fix}")
+
+
+def _model_spec(name: Any) -> ModelSpec:
+    # The model table holds the classes, so it lives in models.py, which imports this module.
+    from waekit.models import model_spec
+
+    return model_spec(name)
+
+
+def _check_types(config: Any, section: str) -> None:
+    """Check the choices (``Literal`` fields) of a config, also one made directly, through
+    :func:`_coerce`; a config built from YAML has been through it already."""
+    hints = typing.get_type_hints(type(config))
+    for f in fields(config):
+        if typing.get_origin(hints[f.name]) is Literal:
+            _coerce(getattr(config, f.name), hints[f.name], f"{section}.{f.name}")
 
 
 @dataclass(frozen=True)
@@ -60,17 +75,17 @@ class ModelConfig:
 
     name: str = "wae-mmd"
     latent_dim: int = 8
-    net: str = "conv"
-    encoder: str = "deterministic"
-    recon: str = "l2"
+    net: Net = "conv"
+    encoder: EncoderKind = "deterministic"
+    recon: ReconCost = "l2"
     recon_scale: float = 1.0
     prior_var: float = 1.0
     beta: float = 1.0
     lam: float = 10.0
     alpha: float = 0.0
-    kernel: str = "imq"
+    kernel: Kernel = "imq"
     scales: tuple[float, ...] = WAE_SCALES
-    divergence: str = "mmd"
+    divergence: InfoVAEDivergence = "mmd"
     n_projections: int = 50
     batch_norm: bool = True
     mlp_hidden: tuple[int, ...] = (512, 512)
@@ -79,26 +94,24 @@ class ModelConfig:
     critic_log_prior: bool = False
 
     def __post_init__(self) -> None:
-        _require(self.name in MODEL_NAMES, "model.name", self.name, f"choose one of {MODEL_NAMES}")
-        _require(self.latent_dim >= 1, "model.latent_dim", self.latent_dim, "must be >= 1")
-        _require(self.net in NETS, "model.net", self.net, f"choose one of {NETS}")
+        _check_types(self, "model")
+        spec = _model_spec(self.name)
         _require(
-            self.encoder in ENCODERS, "model.encoder", self.encoder, f"choose one of {ENCODERS}"
+            1 <= self.latent_dim <= MAX_LATENT_DIM,
+            "model.latent_dim",
+            self.latent_dim,
+            f"must be between 1 and {MAX_LATENT_DIM}, e.g. --set model.latent_dim=8",
         )
-        _require(
-            self.encoder == "gaussian" or self.name not in GAUSSIAN_ONLY,
-            "model.encoder",
-            self.encoder,
-            f"{self.name} needs a gaussian encoder",
-        )
-        _require(
-            self.recon in RECON_COSTS, "model.recon", self.recon, f"choose one of {RECON_COSTS}"
-        )
+        if self.encoder not in spec.encoders:
+            kinds = " or ".join(spec.encoders)
+            raise ConfigError(
+                f"model.encoder={brief(self.encoder)} is invalid: {self.name} needs a {kinds} "
+                f"encoder; --set model.encoder={spec.encoders[0]}"
+            )
         _require(self.recon_scale > 0, "model.recon_scale", self.recon_scale, "must be > 0")
         _require(self.prior_var > 0, "model.prior_var", self.prior_var, "must be > 0")
         _require(self.beta >= 0, "model.beta", self.beta, "a KL weight must be >= 0")
         _require(self.lam >= 0, "model.lam", self.lam, "a penalty weight must be >= 0")
-        _require(self.kernel in KERNELS, "model.kernel", self.kernel, f"choose one of {KERNELS}")
         _require(
             len(self.scales) > 0 and all(s > 0 for s in self.scales),
             "model.scales",
@@ -106,20 +119,29 @@ class ModelConfig:
             "give one or more positive kernel scales",
         )
         _require(
-            self.divergence in INFOVAE_DIVERGENCES,
-            "model.divergence",
-            self.divergence,
-            f"choose one of {INFOVAE_DIVERGENCES}",
+            1 <= self.n_projections <= MAX_WIDTH,
+            "model.n_projections",
+            self.n_projections,
+            f"must be between 1 and {MAX_WIDTH}",
         )
-        _require(self.n_projections >= 1, "model.n_projections", self.n_projections, "must be >= 1")
         _require(
-            len(self.mlp_hidden) > 0 and all(h >= 1 for h in self.mlp_hidden),
+            len(self.mlp_hidden) > 0 and all(1 <= h <= MAX_WIDTH for h in self.mlp_hidden),
             "model.mlp_hidden",
             self.mlp_hidden,
-            "give one or more positive layer widths",
+            f"give one or more layer widths between 1 and {MAX_WIDTH}",
         )
-        _require(self.critic_hidden >= 1, "model.critic_hidden", self.critic_hidden, "must be >= 1")
-        _require(self.critic_layers >= 1, "model.critic_layers", self.critic_layers, "must be >= 1")
+        _require(
+            1 <= self.critic_hidden <= MAX_WIDTH,
+            "model.critic_hidden",
+            self.critic_hidden,
+            f"must be between 1 and {MAX_WIDTH}",
+        )
+        _require(
+            1 <= self.critic_layers <= 64,
+            "model.critic_layers",
+            self.critic_layers,
+            "must be between 1 and 64",
+        )
         if self.name == "infovae":
             # InfoVAE (Zhao et al., eq. 6): weights (1 - alpha) on KL, (alpha + lambda - 1) on D.
             _require(
@@ -138,22 +160,40 @@ class ModelConfig:
 
     @property
     def gaussian(self) -> bool:
+        """Whether the encoder outputs a Gaussian q(z|x) (mean and log-variance)."""
         return self.encoder == "gaussian"
 
     @property
     def adversarial(self) -> bool:
         """Whether the model trains a latent critic beside the auto-encoder."""
-        return self.name in ("wae-gan", "aae") or (
-            self.name == "infovae" and self.divergence == "gan"
-        )
+        return _model_spec(self.name).critic(self)
+
+
+def _model_defaults(name: str) -> dict[str, Any]:
+    spec = _model_spec(name)
+    return {"encoder": spec.encoders[0], **spec.defaults, "name": name}
 
 
 def make_model_config(name: str = "wae-mmd", **fields_: Any) -> ModelConfig:
-    """A :class:`ModelConfig` for ``name`` with the papers' defaults, then ``fields_`` on top."""
-    if name not in MODEL_DEFAULTS:
-        raise ConfigError(f"model.name={name!r} is invalid: choose one of {MODEL_NAMES}")
-    values = {**MODEL_DEFAULTS[name], **fields_, "name": name}
-    return _build(ModelConfig, values, "model")
+    """A :class:`ModelConfig` for ``name`` with the papers' defaults, then ``fields_`` on top.
+
+    A field that model ``name`` does not read (``beta`` for WAE-MMD, ``lam`` for the VAE) is
+    refused unless it holds that model's default, so a complete saved config still loads.
+    """
+    spec = _model_spec(name)
+    config = _build(ModelConfig, {**_model_defaults(name), **fields_, "name": name}, "model")
+    default = ModelConfig(**_model_defaults(name))
+    for key in sorted(set(fields_) - spec.fields):
+        if getattr(config, key) != getattr(default, key):
+            from waekit.models import MODELS
+
+            readers = [n for n, s in MODELS.items() if key in s.fields]
+            raise ConfigError(
+                f"model.{key}={brief(fields_[key])} is not read by model {name!r}: remove the "
+                f"key, or choose a model that reads it (--set model.name={readers[0]}; "
+                f"model.{key} is read by {', '.join(readers)})"
+            )
+    return config
 
 
 @dataclass(frozen=True)
@@ -170,13 +210,14 @@ class DataConfig:
     test_split: str = "test"
 
     def __post_init__(self) -> None:
+        _check_types(self, "data")
         _require(bool(self.name), "data.name", self.name, "name a data set")
         _require(self.limit is None or self.limit >= 1, "data.limit", self.limit, "must be >= 1")
         _require(
-            self.image_size is None or self.image_size >= 8,
+            self.image_size is None or 8 <= self.image_size <= MAX_IMAGE_SIZE,
             "data.image_size",
             self.image_size,
-            "must be >= 8 pixels",
+            f"must be between 8 and {MAX_IMAGE_SIZE} pixels, e.g. --set data.image_size=32",
         )
 
 
@@ -191,13 +232,13 @@ class TrainConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     critic_lr: float = 5e-4
     critic_betas: tuple[float, float] = (0.5, 0.999)
-    schedule: str = "wae"
+    schedule: Schedule = "wae"
     lr_milestones: tuple[float, ...] = (30.0, 50.0)
     lr_factors: tuple[float, ...] = (0.5, 0.2)
     grad_clip: float | None = None
-    precision: str = "auto"
+    precision: Precision = "auto"
     device: str = "auto"
-    compile: str = "auto"
+    compile: Switch = "auto"
     seed: int = 0
     log_every: int = 50
     image_every: int = 0
@@ -205,8 +246,20 @@ class TrainConfig:
     holdout: int = 500
 
     def __post_init__(self) -> None:
+        _check_types(self, "train")
         _require(self.steps is None or self.steps >= 1, "train.steps", self.steps, "must be >= 1")
-        _require(self.epochs > 0, "train.epochs", self.epochs, "must be > 0")
+        _require(
+            0 < self.epochs <= MAX_EPOCHS,
+            "train.epochs",
+            self.epochs,
+            f"must be > 0 and at most {MAX_EPOCHS:g}, e.g. --set train.epochs=100",
+        )
+        _require(
+            0 <= self.seed <= MAX_SEED,
+            "train.seed",
+            self.seed,
+            f"must be an integer from 0 to 2**32 - 1 = {MAX_SEED}, e.g. --set train.seed=0",
+        )
         _require(
             self.batch_size >= 2,
             "train.batch_size",
@@ -222,12 +275,6 @@ class TrainConfig:
                 betas,
                 "give two numbers in [0, 1)",
             )
-        _require(
-            self.schedule in ("wae", "cosine", "constant"),
-            "train.schedule",
-            self.schedule,
-            "choose one of ('wae', 'cosine', 'constant')",
-        )
         _require(
             len(self.lr_milestones) == len(self.lr_factors),
             "train.lr_factors",
@@ -247,22 +294,10 @@ class TrainConfig:
             "must be > 0, or null for no clipping",
         )
         _require(
-            self.precision in ("auto", "fp32", "bf16", "fp16"),
-            "train.precision",
-            self.precision,
-            "choose one of ('auto', 'fp32', 'bf16', 'fp16')",
-        )
-        _require(
             self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
             "train.device",
             self.device,
             "use 'auto', 'cpu', 'cuda' or 'cuda:N'",
-        )
-        _require(
-            self.compile in ("auto", "on", "off"),
-            "train.compile",
-            self.compile,
-            "choose one of ('auto', 'on', 'off')",
         )
         for key in ("log_every", "image_every", "checkpoint_every", "holdout"):
             value = getattr(self, key)
@@ -320,7 +355,9 @@ _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Check ``value`` against a field's annotation, converting YAML lists to tuples."""
+    """Check ``value`` against a field's annotation, converting YAML lists to tuples.
+
+    The one place where types, choices (``Literal``) and number ranges are checked."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -328,46 +365,70 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], key)
+    if origin is Literal:
+        if isinstance(value, bool) and {"on", "off"} <= set(args):
+            value = "on" if value else "off"  # YAML 1.1 reads on/off/yes/no/true as booleans
+        if isinstance(value, str) and value in args:
+            return value
+        raise ConfigError(f"{key}={brief(value)} is invalid: choose one of {args}")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             value = [value]
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(v, args[0], key) for v in value)
         if len(value) != len(args):
-            raise ConfigError(f"{key}={value!r} has the wrong length: expected {len(args)} items")
+            raise ConfigError(
+                f"{key}={brief(value)} has the wrong length: expected {len(args)} items"
+            )
         return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
     if annotation is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}={value!r} has the wrong type: expected true or false")
+        raise ConfigError(f"{key}={brief(value)} has the wrong type: expected true or false")
     if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
-            value = float(value)  # "1e5" (YAML 1.1 reads it as a string)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{key}={value!r} has the wrong type: expected an integer")
+        number = value
+        if isinstance(number, str) and _EXPONENT_NUMBER.fullmatch(number.strip()):
+            number = float(number)  # "1e5" (YAML 1.1 reads it as a string)
+        if isinstance(number, float) and number.is_integer():
+            number = int(number)
+        if isinstance(number, int) and not isinstance(number, bool):
+            if abs(number) > _MAX_INT:
+                raise ConfigError(
+                    f"{key}={brief(value)} is out of range: an integer here is at most 2**63 - 1"
+                )
+            return number
+        raise ConfigError(f"{key}={brief(value)} has the wrong type: expected an integer")
     if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
         if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
-            return float(value)
-        raise ConfigError(f"{key}={value!r} has the wrong type: expected a number")
+            value = float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{key}={brief(value)} is invalid: give a finite number")
+            return number
+        raise ConfigError(f"{key}={brief(value)} has the wrong type: expected a number")
     if annotation is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{key}={value!r} has the wrong type: expected a string")
+        raise ConfigError(f"{key}={brief(value)} has the wrong type: expected a string")
     raise ConfigError(f"{key}: unsupported annotation {annotation!r}")
+
+
+def _key(key: Any) -> str:
+    """A key as the user wrote it, bounded."""
+    return key if isinstance(key, str) and len(key) <= 60 else brief(key)
 
 
 def _build(cls: type, values: dict[str, Any], section: str) -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - known, key=str)
     if unknown:
         raise ConfigError(
-            f"unknown key {section}.{unknown[0]}; "
+            f"unknown key {section}.{_key(unknown[0])}; "
             f"the keys of '{section}' are: {', '.join(sorted(known))}"
         )
     coerced = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
@@ -379,16 +440,16 @@ def config_from_dict(raw: dict[str, Any] | None) -> RunConfig:
     raw = raw or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(set(raw) - set(SECTIONS), key=str)
     if unknown:
         raise ConfigError(
-            f"unknown section '{unknown[0]}'; the sections are: {', '.join(SECTIONS)}"
+            f"unknown section {brief(unknown[0])}; the sections are: {', '.join(SECTIONS)}"
         )
     built: dict[str, Any] = {}
     for section, cls in SECTIONS.items():
         values = raw.get(section) or {}
         if not isinstance(values, dict):
-            raise ConfigError(f"section '{section}' must be a mapping, got {values!r}")
+            raise ConfigError(f"section '{section}' must be a mapping, got {brief(values)}")
         if cls is ModelConfig:
             values = dict(values)
             built[section] = make_model_config(values.pop("name", "wae-mmd"), **values)
@@ -400,15 +461,17 @@ def config_from_dict(raw: dict[str, Any] | None) -> RunConfig:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"model.lam=5"`` -> ``(["model", "lam"], 5)``; the value is read as YAML."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like section.key=value")
+        raise ConfigError(f"override {brief(text)} must look like section.key=value")
     key, _, raw_value = text.partition("=")
     path = key.strip().split(".")
     if len(path) != 2 or not all(path):
-        raise ConfigError(f"override key {key!r} must be section.key, e.g. model.lam")
+        raise ConfigError(f"override key {brief(key)} must be section.key, e.g. model.lam")
     try:
         value = yaml.safe_load(raw_value) if raw_value.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})") from exc
+        raise ConfigError(
+            f"override {brief(text)}: the value is not valid YAML ({brief(str(exc), 200)})"
+        ) from exc
     return path, value
 
 
@@ -419,12 +482,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         (section, key), value = parse_override(text)
         if section not in SECTIONS:
             raise ConfigError(
-                f"unknown section '{section}' in override {text!r}; the sections are: "
+                f"unknown section {brief(section)} in override {brief(text)}; the sections are: "
                 f"{', '.join(SECTIONS)}"
             )
         current = merged.get(section) or {}
         if not isinstance(current, dict):
-            raise ConfigError(f"section '{section}' must be a mapping, got {current!r}")
+            raise ConfigError(f"section '{section}' must be a mapping, got {brief(current)}")
         merged[section] = {**current, key: value}
     return merged
 
@@ -437,20 +500,22 @@ def preset_names() -> list[str]:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
+        raise ConfigError(f"config file {brief(str(p))} does not exist")
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
+        raise ConfigError(
+            f"config file {brief(str(p))} is not valid YAML: {brief(str(exc), 300)}"
+        ) from exc
     if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"config file {str(p)!r} must hold a mapping of sections")
+        raise ConfigError(f"config file {brief(str(p))} must hold a mapping of sections")
     return data or {}
 
 
 def preset_dict(name: str) -> dict[str, Any]:
     names = preset_names()
     if name not in names:
-        raise ConfigError(f"unknown preset {name!r}; the presets are: {', '.join(names)}")
+        raise ConfigError(f"unknown preset {brief(name)}; the presets are: {', '.join(names)}")
     text = (resources.files("waekit") / "presets" / f"{name}.yaml").read_text()
     return yaml.safe_load(text) or {}
 
@@ -458,7 +523,8 @@ def preset_dict(name: str) -> dict[str, Any]:
 def _merge(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """``raw`` with dotted overrides applied. When they change ``model.name``, the new model
     starts from its own defaults: of the old model's fields only those that depart from the
-    old model's defaults (a changed latent_dim, net, ...) carry over."""
+    old model's defaults (a changed latent_dim, net, ...) and that the new model reads carry
+    over; the fields named in ``overrides`` always do."""
     old_model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
     old_name = old_model.get("name", "wae-mmd")
     merged = apply_overrides(raw, list(overrides))
@@ -466,11 +532,12 @@ def _merge(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     if not isinstance(model, dict) or model.get("name", "wae-mmd") == old_name:
         return merged
     old_defaults = _to_plain(dataclasses.asdict(make_model_config(old_name)))
+    reads = _model_spec(model.get("name", "wae-mmd")).fields
     given = {k for text in overrides for (s, k), _ in [parse_override(text)] if s == "model"}
     merged["model"] = {
         k: v
         for k, v in model.items()
-        if k in given or k == "name" or _to_plain(v) != old_defaults.get(k)
+        if k in given or k == "name" or (k in reads and v != old_defaults.get(k))
     }
     return merged
 

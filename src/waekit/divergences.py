@@ -1,20 +1,33 @@
 """Divergences between distributions in latent space: pure, batched, differentiable functions.
 
 Every function takes tensors on any device and returns tensors; none holds state.
-The formulas are those of ``MATH.md``; each docstring names the equation it implements.
+The formulas are those of docs/math.md; each docstring names the equation it implements.
+The kernel table (:data:`KERNELS`, :data:`WAE_SCALES`) lives here, beside the kernels.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
-from waekit.config import KERNELS, WAE_SCALES
+#: The kernels of the MMD penalty (docs/math.md, section 3).
+Kernel = Literal["imq", "rbf"]
+KERNELS: tuple[str, ...] = get_args(Kernel)
+
+#: The WAE paper's code sums the IMQ kernel over these multiples of C = 2 * d * prior_var.
+WAE_SCALES: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+#: The reconstruction costs (docs/math.md, section 1).
+ReconCost = Literal["l2", "bernoulli"]
+RECON_COSTS: tuple[str, ...] = get_args(ReconCost)
 
 __all__ = [
+    "KERNELS",
+    "RECON_COSTS",
     "WAE_SCALES",
     "gaussian_kl",
     "gaussian_log_density",
@@ -54,13 +67,14 @@ def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def kernel_matrix(
     x: torch.Tensor,
     y: torch.Tensor,
-    kernel: str = "imq",
+    kernel: Kernel = "imq",
     scales: Sequence[float] = (1.0,),
     prior_var: float = 1.0,
 ) -> torch.Tensor:
     """k(x_i, y_j), shape (n, m), summed over scales C_s = s * C with C = 2 * d * prior_var.
 
-    IMQ: k = C_s / (C_s + ||x - y||^2);  RBF: k = exp(-||x - y||^2 / C_s)  (MATH.md, WAE-MMD).
+    IMQ: k = C_s / (C_s + ||x - y||^2);  RBF: k = exp(-||x - y||^2 / C_s)
+    (docs/math.md, section 3).
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel={kernel!r} is invalid: choose one of {KERNELS}")
@@ -79,14 +93,14 @@ def kernel_matrix(
 def mmd2(
     x: torch.Tensor,
     y: torch.Tensor,
-    kernel: str = "imq",
+    kernel: Kernel = "imq",
     scales: Sequence[float] = (1.0,),
     prior_var: float = 1.0,
 ) -> torch.Tensor:
     """Unbiased estimate of MMD_k^2 between samples x (n, d) and y (m, d); a scalar.
 
     1/(n(n-1)) sum_{i!=j} k(x_i, x_j) + 1/(m(m-1)) sum_{i!=j} k(y_i, y_j)
-    - 2/(n m) sum_{i,j} k(x_i, y_j)      (Gretton et al. 2012, eq. 3; MATH.md)
+    - 2/(n m) sum_{i,j} k(x_i, y_j)      (Gretton et al. 2012, eq. 3; docs/math.md, section 3)
     The diagonal is left out of the within-sample sums only.
     """
     n, m = x.shape[0], y.shape[0]
@@ -153,7 +167,7 @@ def critic_loss(logits_prior: torch.Tensor, logits_codes: torch.Tensor) -> torch
     """The latent critic's loss per sample, -[log D(p) + log(1 - D(z))], shape (n,).
 
     D = sigmoid(logit); computed from logits as softplus(-l_p) + softplus(l_z) for stability.
-    The model multiplies it by lambda (MATH.md, WAE-GAN).
+    The model multiplies it by lambda (docs/math.md, section 3).
     """
     return F.softplus(-logits_prior) + F.softplus(logits_codes)
 
@@ -164,17 +178,18 @@ def critic_generator_loss(logits_codes: torch.Tensor) -> torch.Tensor:
 
 
 def reconstruction_cost(
-    x: torch.Tensor, logits: torch.Tensor, cost: str = "l2", scale: float = 1.0
+    x: torch.Tensor, logits: torch.Tensor, cost: ReconCost = "l2", scale: float = 1.0
 ) -> torch.Tensor:
     """Per-image reconstruction cost, SUMMED over pixels (never averaged), shape (n,).
 
     ``logits`` are the decoder's pre-sigmoid outputs; the decoded image is sigmoid(logits).
-    l2: scale * sum (x - sigmoid(logits))^2;  bernoulli: sum of binary cross-entropy.
+    l2: scale * sum (x - sigmoid(logits))^2;  bernoulli: sum of binary cross-entropy
+    (docs/math.md, section 1).
     """
     if cost == "l2":
         per_pixel = (x - torch.sigmoid(logits)).pow(2) * scale
     elif cost == "bernoulli":
         per_pixel = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
     else:
-        raise ValueError(f"reconstruction cost {cost!r} is invalid: choose 'l2' or 'bernoulli'")
+        raise ValueError(f"reconstruction cost {cost!r} is invalid: choose one of {RECON_COSTS}")
     return per_pixel.flatten(1).sum(dim=1)

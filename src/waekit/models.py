@@ -1,19 +1,22 @@
 """The objectives: one latent auto-encoder, one ``regularizer`` hook per model family.
 
 Every model computes ``loss = mean_i [ c(x_i, G(z_i)) ] + sum_k w_k * R_k`` where the
-reconstruction cost is summed over pixels per image (MATH.md) and the regularisers R_k
-are per-image terms (KL) or batch terms on the aggregate posterior Q_Z (MMD, sliced
-Wasserstein, the latent critic). :meth:`LatentAutoEncoder.losses` returns the named
-terms; the trainer only back-propagates ``losses["loss"]`` and steps.
+reconstruction cost is summed over pixels per image (docs/math.md, section 1) and the
+regularisers R_k are per-image terms (KL) or batch terms on the aggregate posterior Q_Z
+(MMD, sliced Wasserstein, the latent critic). :meth:`LatentAutoEncoder.losses` returns the
+named terms; the trainer only back-propagates ``losses["loss"]`` and steps.
 
-The table :data:`MODELS` maps each name to its class; that is the only place names live.
+The table :data:`MODELS` holds one :class:`ModelSpec` per name: its class, its paper
+defaults, its encoder kinds, whether it trains a critic, and the config fields it reads.
+That is the only place model names live; a new model is one entry and one ``regularizer``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ import torch
 from torch import nn
 
 from waekit import divergences as dv
-from waekit.config import ModelConfig, make_model_config
+from waekit.config import EncoderKind, ModelConfig, make_model_config
 from waekit.errors import CheckpointError, ConfigError, WaekitError, brief
 from waekit.nets import LatentCritic, build_networks
 
@@ -35,11 +38,19 @@ __all__ = [
     "InfoVAE",
     "SWAE",
     "MODELS",
+    "MODEL_NAMES",
+    "SHARED_FIELDS",
+    "ModelSpec",
+    "model_spec",
     "build_model",
     "model_from_config",
     "save_model",
     "load_model",
 ]
+
+
+#: What a ``regularizer`` returns: {name: (weight, per-sample (n,) or scalar term)}.
+Penalties = dict[str, tuple[float, torch.Tensor]]
 
 
 @dataclass
@@ -57,7 +68,7 @@ class LatentAutoEncoder(nn.Module):
     Subclasses override :meth:`regularizer` only.
     """
 
-    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int]):
+    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
         self.config = config
         self.image_shape = tuple(int(s) for s in image_shape)
@@ -98,6 +109,7 @@ class LatentAutoEncoder(nn.Module):
         return self.posterior(x, sample=sample).z
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's pre-sigmoid outputs (n, C, H, W)."""
         return self.decoder(z)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -105,6 +117,7 @@ class LatentAutoEncoder(nn.Module):
         return torch.sigmoid(self.decoder(z))
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoded posterior means of images (n, C, H, W), in [0, 1]."""
         return self.decode(self.encode(x))
 
     def sample_prior(
@@ -139,10 +152,10 @@ class LatentAutoEncoder(nn.Module):
             logits = logits + dv.gaussian_log_density(z.float(), self.config.prior_var)
         return logits
 
-    def regularizer(
-        self, post: Posterior, prior: torch.Tensor
-    ) -> dict[str, tuple[float, torch.Tensor]]:
-        """Named penalty terms with their weights: {name: (weight, per-sample (n,) or scalar)}."""
+    def regularizer(self, post: Posterior, prior: torch.Tensor) -> Penalties:
+        """Named penalty terms with their weights: {name: (weight, per-sample (n,) or scalar)}.
+
+        ``post`` holds the codes of a batch, ``prior`` (m, d) draws from the prior."""
         return {}
 
     def reconstruction_cost(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -194,13 +207,15 @@ class LatentAutoEncoder(nn.Module):
 
     @property
     def penalty_weight(self) -> float:
+        """The weight of the latent critic's loss (lambda)."""
         return self.config.lam
 
     def autoencoder_parameters(self) -> list[nn.Parameter]:
-        params = list(self.encoder.parameters()) + list(self.decoder.parameters())
-        return params
+        """What the auto-encoder's optimiser steps: the encoder's and decoder's weights."""
+        return list(self.encoder.parameters()) + list(self.decoder.parameters())
 
     def critic_parameters(self) -> list[nn.Parameter]:
+        """What the critic's optimiser steps (none for a model without a critic)."""
         return [] if self.critic is None else list(self.critic.parameters())
 
 
@@ -217,16 +232,17 @@ def _prior_kl(post: Posterior, prior_var: float) -> torch.Tensor:
 
 class VAE(LatentAutoEncoder):
     """VAE and beta-VAE: loss = E_q[-log p(x|z)] + beta * KL(q(z|x) || p(z)), p(z) the prior
-    N(0, prior_var I) that :meth:`sample` draws from (N(0, I) by default, as in MATH.md)."""
+    N(0, prior_var I) that :meth:`sample` draws from (docs/math.md, section 2)."""
 
-    def regularizer(self, post, prior):
+    def regularizer(self, post: Posterior, prior: torch.Tensor) -> Penalties:
         return {"kl": (self.config.beta, _prior_kl(post, self.config.prior_var))}
 
 
 class WAEMMD(LatentAutoEncoder):
-    """WAE-MMD: loss = E c(x, G(z)) + lam * MMD_k^2(Q_Z, P_Z), unbiased estimator."""
+    """WAE-MMD: loss = E c(x, G(z)) + lam * MMD_k^2(Q_Z, P_Z), unbiased estimator
+    (docs/math.md, section 3)."""
 
-    def regularizer(self, post, prior):
+    def regularizer(self, post: Posterior, prior: torch.Tensor) -> Penalties:
         cfg = self.config
         mmd = dv.mmd2(post.z.float(), prior.float(), cfg.kernel, cfg.scales, cfg.prior_var)
         return {"mmd": (cfg.lam, mmd)}
@@ -236,7 +252,7 @@ class WAEGAN(LatentAutoEncoder):
     """WAE-GAN (deterministic encoder) and AAE (Gaussian encoder): loss =
     E c(x, G(z)) - lam * E log D(z), with the critic trained by :meth:`critic_loss`."""
 
-    def regularizer(self, post, prior):
+    def regularizer(self, post: Posterior, prior: torch.Tensor) -> Penalties:
         return {"adv": (self.config.lam, dv.critic_generator_loss(self.critic_logits(post.z)))}
 
 
@@ -248,9 +264,9 @@ class InfoVAE(LatentAutoEncoder):
     def penalty_weight(self) -> float:
         return self.config.alpha + self.config.lam - 1.0
 
-    def regularizer(self, post, prior):
+    def regularizer(self, post: Posterior, prior: torch.Tensor) -> Penalties:
         cfg = self.config
-        terms = {"kl": (1.0 - cfg.alpha, _prior_kl(post, cfg.prior_var))}
+        terms: Penalties = {"kl": (1.0 - cfg.alpha, _prior_kl(post, cfg.prior_var))}
         if cfg.divergence == "mmd":
             mmd = dv.mmd2(post.z.float(), prior.float(), cfg.kernel, cfg.scales, cfg.prior_var)
             terms["mmd"] = (self.penalty_weight, mmd)
@@ -265,27 +281,82 @@ class InfoVAE(LatentAutoEncoder):
 class SWAE(LatentAutoEncoder):
     """Sliced-Wasserstein AE (Kolouri et al.): E c(x, G(z)) + lam * SW_2^2(Q_Z, P_Z)."""
 
-    def regularizer(self, post, prior):
+    def regularizer(self, post: Posterior, prior: torch.Tensor) -> Penalties:
         cfg = self.config
         sw = dv.sliced_wasserstein_power(post.z.float(), prior.float(), cfg.n_projections, 2.0)
         return {"sw": (cfg.lam, sw)}
 
 
-#: The one name -> class table.
-MODELS: dict[str, type[LatentAutoEncoder]] = {
-    "ae": AutoEncoder,
-    "vae": VAE,
-    "beta-vae": VAE,
-    "wae-mmd": WAEMMD,
-    "wae-gan": WAEGAN,
-    "aae": WAEGAN,
-    "infovae": InfoVAE,
-    "swae": SWAE,
+#: Fields every model reads: the nets, the code, the prior and the reconstruction cost.
+SHARED_FIELDS = frozenset(
+    {"name", "latent_dim", "net", "encoder", "recon", "recon_scale", "prior_var"}
+    | {"batch_norm", "mlp_hidden"}
+)
+_MMD = frozenset({"kernel", "scales"})
+_CRITIC = frozenset({"critic_hidden", "critic_layers", "critic_log_prior"})
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One row of the model table: what the code knows about a model by its name."""
+
+    cls: type[LatentAutoEncoder]
+    #: The papers' defaults, applied before the user's fields (docs/math.md, section 7).
+    defaults: Mapping[str, Any]
+    #: The encoder kinds the model takes; the first is its default.
+    encoders: tuple[EncoderKind, ...]
+    #: The config fields it reads beyond :data:`SHARED_FIELDS`.
+    reads: frozenset[str] = frozenset()
+    #: Whether a config of this model trains a latent critic beside the auto-encoder.
+    critic: Callable[[ModelConfig], bool] = field(default=lambda config: False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", frozenset(self.reads))
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """Every config field the model reads."""
+        return SHARED_FIELDS | self.reads
+
+
+def _always(config: ModelConfig) -> bool:
+    return True
+
+
+#: The one model table.
+MODELS: dict[str, ModelSpec] = {
+    "ae": ModelSpec(AutoEncoder, {"lam": 0.0}, ("deterministic", "gaussian")),
+    "vae": ModelSpec(VAE, {"recon": "bernoulli", "beta": 1.0}, ("gaussian",), {"beta"}),
+    "beta-vae": ModelSpec(VAE, {"recon": "bernoulli", "beta": 4.0}, ("gaussian",), {"beta"}),
+    "wae-mmd": ModelSpec(WAEMMD, {"lam": 10.0}, ("deterministic", "gaussian"), {"lam"} | _MMD),
+    "wae-gan": ModelSpec(
+        WAEGAN, {"lam": 1.0}, ("deterministic", "gaussian"), {"lam"} | _CRITIC, _always
+    ),
+    # WAE-GAN with a Gaussian encoder is the adversarial auto-encoder.
+    "aae": ModelSpec(WAEGAN, {"lam": 1.0}, ("gaussian",), {"lam"} | _CRITIC, _always),
+    # alpha = 1 is the MMD-VAE: no KL term, MMD weight alpha + lam - 1 = lam.
+    "infovae": ModelSpec(
+        InfoVAE,
+        {"recon": "bernoulli", "alpha": 1.0, "lam": 1000.0},
+        ("gaussian",),
+        {"alpha", "lam", "divergence"} | _MMD | _CRITIC,
+        lambda config: config.divergence == "gan",
+    ),
+    "swae": ModelSpec(SWAE, {"lam": 10.0}, ("deterministic", "gaussian"), {"lam", "n_projections"}),
 }
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The table's row for ``name``; a :class:`~waekit.errors.ConfigError` for an unknown one."""
+    if not isinstance(name, str) or name not in MODELS:
+        raise ConfigError(f"model.name={brief(name)} is invalid: choose one of {MODEL_NAMES}")
+    return MODELS[name]
 
 
 def model_from_config(config: ModelConfig, image_shape: tuple[int, int, int]) -> LatentAutoEncoder:
-    return MODELS[config.name](config, image_shape)
+    """The model ``config`` describes, for images of ``image_shape`` (C, H, W)."""
+    return model_spec(config.name).cls(config, tuple(image_shape))
 
 
 def build_model(
@@ -321,6 +392,7 @@ def save_model(model: LatentAutoEncoder, path: str | Path) -> Path:
 
 
 def model_from_meta(meta: dict[str, Any]) -> LatentAutoEncoder:
+    """The model a saved metadata dict describes (its config and image shape)."""
     try:
         cfg = dict(meta["config"])
         config = make_model_config(cfg.pop("name"), **cfg)
