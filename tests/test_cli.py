@@ -287,17 +287,22 @@ def test_presets_match_the_wae_paper():
         1,
         1024,
     )
-    assert (gan.train.lr, gan.train.critic_lr, gan.model.recon_scale) == (3e-4, 1e-3, 0.05)
+    # The official code's 0.05 on [-1, 1] pixels is 0.2 on [0, 1]; its CelebA config turns
+    # the log-prior trick on.
+    assert (gan.train.lr, gan.train.critic_lr, gan.model.recon_scale) == (3e-4, 1e-3, 0.2)
+    assert gan.model.critic_log_prior is True
     one_d = waekit.load_config(preset="wae-gan-mnist-1d")
     # Seed 004's lambda = 0.001 against a per-pixel MEAN squared error is 0.784 against the
-    # per-image SUM used here; its decoder has no batch norm.
+    # per-image SUM used here, with Adam's epsilon scaled alike; its encoder has batch norm,
+    # its decoder none.
     assert (one_d.model.latent_dim, one_d.model.lam, one_d.model.prior_var, one_d.train.lr) == (
         1,
         pytest.approx(1e-3 * 28 * 28),
         4.0,
         8e-5,
     )
-    assert one_d.model.batch_norm is False and one_d.train.batch_size == 218
+    assert one_d.model.decoder_batch_norm is False and one_d.model.batch_norm is True
+    assert one_d.train.batch_size == 218 and one_d.train.adam_eps == pytest.approx(784e-8)
     assert set(waekit.preset_names()) >= {
         "quickstart",
         "vae-mnist",

@@ -205,7 +205,7 @@ def test_changing_the_model_name_takes_the_new_models_defaults():
     # The same as naming the new model from the start, with the departures carried over:
     # the preset's net and the changed latent_dim; the VAE's own encoder, cost and beta.
     assert vae.model == waekit.make_model_config(
-        "vae", net="conv", latent_dim=16, kernel="imq", scales=wae.model.scales
+        "vae", net="conv", latent_dim=16, recon_scale=0.05, scales=wae.model.scales
     )
     assert vae.model.encoder == "gaussian" and vae.model.recon == "bernoulli"
     assert wae.model.encoder == "deterministic" and wae.model.recon == "l2"
@@ -395,10 +395,9 @@ def test_the_model_table_holds_each_models_defaults_encoder_and_critic():
         for key, value in spec.defaults.items():
             assert getattr(cfg, key) == value, (name, key)
         assert set(spec.defaults) <= spec.fields | {"lam"}  # ae keeps lam = 0 for old configs
+        reads_critic = "critic_log_prior" in spec.fields
         assert cfg.adversarial == (
-            "critic_hidden" in spec.fields and cfg.divergence == "gan"
-            if name == "infovae"
-            else "critic_hidden" in spec.fields
+            reads_critic and cfg.divergence == "gan" or name in ("wae-gan", "aae")
         )
     assert {n for n, s in MODELS.items() if s.encoders == ("gaussian",)} == {
         "vae",
@@ -410,9 +409,13 @@ def test_the_model_table_holds_each_models_defaults_encoder_and_critic():
 
 def test_switching_model_keeps_only_the_fields_the_new_model_reads():
     celeba = waekit.load_config(preset="wae-gan-celeba")
+    assert celeba.model.critic_log_prior is True
     mmd = with_overrides(celeba, ["model.name=wae-mmd"])
-    assert mmd.model.critic_hidden == 512 and mmd.model.lam == 10.0  # wae-mmd's own defaults
+    assert mmd.model.lam == 10.0 and mmd.model.critic_log_prior is False  # not carried
     assert mmd.model.latent_dim == 64 and mmd.model.prior_var == 2.0  # shared departures kept
+    assert mmd.model.recon_scale == 0.2 and mmd.model.critic_hidden == 1024
+    with pytest.raises(waekit.ConfigError, match="critic_log_prior=True is not read"):
+        with_overrides(celeba, ["model.name=wae-mmd", "model.critic_log_prior=true"])
 
 
 # -- choices, numbers, and bounded messages ----------------------------------------------------
@@ -489,3 +492,49 @@ def test_a_yaml_alias_bomb_never_expands_into_a_message(tmp_path):
     with pytest.raises(waekit.ConfigError, match="must be a mapping") as info:
         waekit.load_config(config_file=path)
     assert len(str(info.value)) < 300
+
+
+# -- the presets at the official code's balance (docs/math.md, section 7) ----------------------
+
+#: The WAE code multiplies the summed squared L2 cost by 0.05 ('l2sq'); its CelebA pixels are
+#: in [-1, 1], where a squared error is 4 times the one on waekit's [0, 1] pixels.
+OFFICIAL_L2_SCALE = 0.05
+PIXEL_RANGE_FACTOR = {"mnist": 1.0, "celeba": (1 - (-1)) ** 2 / (1 - 0) ** 2}
+
+
+@pytest.mark.parametrize(
+    "preset,lam,prior_var,log_prior",
+    [
+        ("wae-mmd-mnist", 10.0, 1.0, False),
+        ("wae-gan-mnist", 1.0, 1.0, False),
+        ("wae-mmd-celeba", 100.0, 2.0, False),
+        ("wae-gan-celeba", 1.0, 2.0, True),
+    ],
+)
+def test_paper_presets_weigh_the_cost_as_the_official_code(preset, lam, prior_var, log_prior):
+    cfg = waekit.load_config(preset=preset).model
+    data = waekit.load_config(preset=preset).data.name
+    assert cfg.recon == "l2"
+    assert cfg.recon_scale == pytest.approx(OFFICIAL_L2_SCALE * PIXEL_RANGE_FACTOR[data])
+    assert (cfg.lam, cfg.prior_var, cfg.critic_log_prior) == (lam, prior_var, log_prior)
+    assert {"mnist": 0.05, "celeba": 0.2}[data] == pytest.approx(cfg.recon_scale)
+
+
+def test_vae_celeba_is_a_calibrated_gaussian_decoder():
+    """recon_scale = 1 / (2 s0^2) with s0^2 = 0.01, the per-pixel squared error of such a VAE."""
+    cfg = waekit.load_config(preset="vae-celeba").model
+    assert cfg.recon == "l2" and cfg.recon_scale == pytest.approx(1 / (2 * 0.01))
+
+
+def test_one_dimensional_preset_is_seed_004_rescaled_to_the_summed_cost():
+    """Seed 004: mean squared error over 784 pixels + 0.001 * adversarial term, Adam(8e-5,
+    eps 1e-8). Summing over pixels multiplies both players' losses by 784; lambda and Adam's
+    epsilon scale with it, so every update is the seed's."""
+    cfg = waekit.load_config(preset="wae-gan-mnist-1d")
+    pixels = 28 * 28
+    assert cfg.model.recon_scale == 1.0 and cfg.model.lam == pytest.approx(1e-3 * pixels)
+    assert cfg.train.adam_eps == pytest.approx(1e-8 * pixels)
+    assert (cfg.train.lr, cfg.train.critic_lr, cfg.train.batch_size) == (8e-5, 8e-5, 218)
+    assert cfg.train.betas == cfg.train.critic_betas == (0.9, 0.999)  # TensorFlow's defaults
+    assert cfg.model.prior_var == 4.0 and cfg.model.latent_dim == 1  # N(0, 2^2)
+    assert cfg.model.batch_norm is True and cfg.model.decoder_batch_norm is False

@@ -501,3 +501,21 @@ def test_critic_logits_without_a_critic_names_the_model():
     model = waekit.build_model("wae-mmd", net="small", latent_dim=4)
     with pytest.raises(waekit.ConfigError, match="'wae-mmd' has no latent critic"):
         model.critic_logits(torch.zeros(3, 4))
+
+
+def test_adam_with_loss_and_epsilon_scaled_alike_takes_the_same_steps():
+    """Why the 1-D preset scales train.adam_eps with its summed cost (docs/math.md, section 7):
+    Adam's update m / (sqrt(v) + eps) is unchanged when the loss and eps are both scaled by c."""
+    c = 784.0
+    torch.manual_seed(0)
+    target = torch.randn(20)
+    paths = []
+    for scale in (1.0, c):
+        w = torch.zeros(20, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([w], lr=1e-2, eps=1e-8 * scale)
+        for _ in range(50):
+            opt.zero_grad()
+            (scale * ((w - target.double()) ** 2).mean()).backward()
+            opt.step()
+        paths.append(w.detach().clone())
+    assert torch.allclose(paths[0], paths[1], rtol=0, atol=1e-12)

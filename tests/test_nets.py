@@ -242,3 +242,17 @@ def test_an_image_size_the_conv_net_cannot_take_names_sizes_that_fit(net, side, 
     size = int(fix.rsplit("=", 1)[1])
     assert nets.fits(net, size, size)
     waekit.build_model("wae-mmd", (3, side, side), net="mlp", mlp_hidden=(8,))
+
+
+def test_decoder_batch_norm_can_differ_from_the_encoders():
+    def norms(module: nn.Module) -> int:
+        return sum(isinstance(m, nn.BatchNorm2d) for m in module.modules())
+
+    enc, dec = nets.build_networks("small", (1, 28, 28), 1, 1, True, decoder_batch_norm=False)
+    assert (norms(enc), norms(dec)) == (3, 0)
+    enc, dec = nets.build_networks("small", (1, 28, 28), 1, 1, False, decoder_batch_norm=True)
+    assert (norms(enc), norms(dec)) == (0, 2)
+    enc, dec = nets.build_networks("small", (1, 28, 28), 1, 1, True)  # None: as batch_norm
+    assert (norms(enc), norms(dec)) == (3, 2)
+    model = waekit.build_model("wae-gan", net="small", batch_norm=True, decoder_batch_norm=False)
+    assert (norms(model.encoder), norms(model.decoder)) == (3, 0)

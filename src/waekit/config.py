@@ -88,6 +88,8 @@ class ModelConfig:
     divergence: InfoVAEDivergence = "mmd"
     n_projections: int = 50
     batch_norm: bool = True
+    #: Batch norm in the decoder; None: as ``batch_norm`` (which then covers both nets).
+    decoder_batch_norm: bool | None = None
     mlp_hidden: tuple[int, ...] = (512, 512)
     critic_hidden: int = 512
     critic_layers: int = 4
@@ -232,6 +234,8 @@ class TrainConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     critic_lr: float = 5e-4
     critic_betas: tuple[float, float] = (0.5, 0.999)
+    #: Adam's epsilon for both optimisers (docs/math.md, section 7: it scales with the loss).
+    adam_eps: float = 1e-8
     schedule: Schedule = "wae"
     lr_milestones: tuple[float, ...] = (30.0, 50.0)
     lr_factors: tuple[float, ...] = (0.5, 0.2)
@@ -268,6 +272,12 @@ class TrainConfig:
         )
         _require(self.lr > 0, "train.lr", self.lr, "must be > 0")
         _require(self.critic_lr > 0, "train.critic_lr", self.critic_lr, "must be > 0")
+        _require(
+            0 < self.adam_eps < 1,
+            "train.adam_eps",
+            self.adam_eps,
+            "must be in (0, 1), e.g. --set train.adam_eps=1e-8",
+        )
         for key, betas in (("train.betas", self.betas), ("train.critic_betas", self.critic_betas)):
             _require(
                 len(betas) == 2 and all(0 <= b < 1 for b in betas),

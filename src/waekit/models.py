@@ -80,6 +80,7 @@ class LatentAutoEncoder(nn.Module):
             2 * d if config.gaussian else d,
             config.batch_norm,
             config.mlp_hidden,
+            config.decoder_batch_norm,
         )
         self.critic = (
             LatentCritic(d, config.critic_hidden, config.critic_layers)
@@ -287,13 +288,15 @@ class SWAE(LatentAutoEncoder):
         return {"sw": (cfg.lam, sw)}
 
 
-#: Fields every model reads: the nets, the code, the prior and the reconstruction cost.
+#: Fields every model reads: the code, the prior, the reconstruction cost, and the sizes of
+#: the networks (a size that a model's nets do not use, such as the critic's width for the
+#: VAE, is a shape setting a shared config may carry, not a weight of the objective).
 SHARED_FIELDS = frozenset(
     {"name", "latent_dim", "net", "encoder", "recon", "recon_scale", "prior_var"}
-    | {"batch_norm", "mlp_hidden"}
+    | {"batch_norm", "decoder_batch_norm", "mlp_hidden", "critic_hidden", "critic_layers"}
 )
 _MMD = frozenset({"kernel", "scales"})
-_CRITIC = frozenset({"critic_hidden", "critic_layers", "critic_log_prior"})
+_CRITIC = frozenset({"critic_log_prior"})
 
 
 @dataclass(frozen=True)

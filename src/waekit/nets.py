@@ -238,8 +238,12 @@ def build_networks(
     encoder_out: int,
     batch_norm: bool = True,
     mlp_hidden: Sequence[int] = (512, 512),
+    decoder_batch_norm: bool | None = None,
 ) -> tuple[nn.Module, nn.Module]:
-    """(encoder, decoder) of family ``net`` ('mlp', 'conv' or 'small') for these images."""
+    """(encoder, decoder) of family ``net`` ('mlp', 'conv' or 'small') for these images.
+
+    ``batch_norm`` applies to the conv encoder, and to the decoder unless
+    ``decoder_batch_norm`` says otherwise."""
     if len(image_shape) != 3 or min(image_shape) < 1:
         raise ValueError(f"image_shape={tuple(image_shape)} is invalid: give (C, H, W)")
     if net == "mlp":
@@ -250,8 +254,9 @@ def build_networks(
     if net in ("conv", "small"):
         check_image_size(net, image_shape)
         spec = conv_spec(net, image_shape)
+        decoder_norm = batch_norm if decoder_batch_norm is None else decoder_batch_norm
         return (
             ConvEncoder(image_shape, encoder_out, spec["enc"], spec["kernel"], batch_norm),
-            ConvDecoder(image_shape, latent_dim, spec["dec"], spec["kernel"], batch_norm),
+            ConvDecoder(image_shape, latent_dim, spec["dec"], spec["kernel"], decoder_norm),
         )
     raise ValueError(f"net={net!r} is invalid: choose 'mlp', 'conv' or 'small'")

@@ -333,12 +333,20 @@ class Trainer:
         fused = fused_adam(self.device)
         self.optimizers = {
             "ae": torch.optim.Adam(
-                model.autoencoder_parameters(), lr=cfg.lr, betas=cfg.betas, fused=fused
+                model.autoencoder_parameters(),
+                lr=cfg.lr,
+                betas=cfg.betas,
+                eps=cfg.adam_eps,
+                fused=fused,
             )
         }
         if model.critic is not None:
             self.optimizers["critic"] = torch.optim.Adam(
-                model.critic_parameters(), lr=cfg.critic_lr, betas=cfg.critic_betas, fused=fused
+                model.critic_parameters(),
+                lr=cfg.critic_lr,
+                betas=cfg.critic_betas,
+                eps=cfg.adam_eps,
+                fused=fused,
             )
         # Loss scaling for fp16 only; disabled, its calls pass through.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.mode == "fp16")
