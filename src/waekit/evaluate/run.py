@@ -446,7 +446,8 @@ def fid_metrics(ev: Evaluation) -> Entries:
             "network": network,
             "interval": [boot["low"], boot["high"]],
             "interval_protocol": f"{boot['level']:.0%} percentile bootstrap, both sets "
-            f"resampled with replacement, {boot['resamples']} resamples",
+            f"resampled with replacement, {boot['resamples']} resamples; a resample repeats "
+            "points, which raises FID's small-N bias, so the interval can sit above the value",
             "description": f"{IMAGE_SETS[what]} vs test images",
         }
         out[f"fid_{what}"] = ev.with_gmm(what, entry)
