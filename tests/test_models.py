@@ -519,3 +519,24 @@ def test_adam_with_loss_and_epsilon_scaled_alike_takes_the_same_steps():
             opt.step()
         paths.append(w.detach().clone())
     assert torch.allclose(paths[0], paths[1], rtol=0, atol=1e-12)
+
+
+def test_public_entry_points_take_uint8_and_refuse_0_255_floats():
+    torch.manual_seed(0)
+    model = waekit.build_model("vae", image_shape=(1, 8, 8), latent_dim=2, net="mlp").eval()
+    pixels = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    as_float = pixels.float() / 255
+    # uint8 images are the same images as their /255 floats: identical codes and losses.
+    assert torch.equal(model.encode(pixels), model.encode(as_float))
+    assert torch.equal(model.reconstruct(pixels), model.reconstruct(as_float))
+    torch.manual_seed(1)
+    from_uint8 = model.losses(pixels)["loss"]
+    torch.manual_seed(1)
+    assert torch.equal(from_uint8, model.losses(as_float)["loss"])
+    # 0..255 floats (a silently inflated loss before) and wrong shapes are one clear error.
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\], these span \d+\.\.\d+: divide"):
+        model.losses(pixels.float())
+    with pytest.raises(ValueError, match=r"shape \(4, 1, 9, 9\) do not fit .* \(n, 1, 8, 8\)"):
+        model.encode(torch.rand(4, 1, 9, 9))
+    with pytest.raises(ValueError, match="uint8 .* or float"):
+        model.encode(pixels.long())

@@ -105,9 +105,36 @@ class LatentAutoEncoder(nn.Module):
         eps = torch.randn_like(mu) if eps is None else eps.to(device=mu.device, dtype=mu.dtype)
         return Posterior(z=mu + torch.exp(0.5 * logvar) * eps, mu=mu, logvar=logvar)
 
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` checked and as the nets take it: uint8 images (0..255) are divided by 255;
+        float images must have values in [0, 1] and the model's (C, H, W).
+
+        The public entry points (:meth:`losses`, :meth:`encode`, :meth:`reconstruct`) pass
+        their input through this, so 0..255 floats, which would inflate the cost by orders of
+        magnitude, are an error rather than a silent wrong loss. The trainer feeds batches
+        that are checked once when the data are loaded, so its step does not pay for it.
+        """
+        if tuple(x.shape[1:]) != self.image_shape or x.dim() != 4:
+            raise ValueError(
+                f"images of shape {tuple(x.shape)} do not fit this model, which takes "
+                f"(n, {', '.join(map(str, self.image_shape))}) batches"
+            )
+        if x.dtype == torch.uint8:
+            return x.float().div_(255.0)
+        if not torch.is_floating_point(x):
+            raise ValueError(f"images must be uint8 (0..255) or float in [0, 1], not {x.dtype}")
+        lo, hi = torch.aminmax(x.detach())
+        if not (0.0 <= float(lo) and float(hi) <= 1.0):
+            raise ValueError(
+                f"image values must lie in [0, 1], these span {float(lo):.4g}..{float(hi):.4g}: "
+                "divide 0..255 values by 255, or pass uint8 images"
+            )
+        return x
+
     def encode(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
-        """Codes (n, d): the posterior mean unless ``sample``."""
-        return self.posterior(x, sample=sample).z
+        """Codes (n, d) of images (uint8, or float in [0, 1]): the posterior mean unless
+        ``sample``."""
+        return self.posterior(self.images(x), sample=sample).z
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         """The decoder's pre-sigmoid outputs (n, C, H, W)."""
@@ -187,9 +214,11 @@ class LatentAutoEncoder(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Named loss terms for a batch; ``loss`` is the scalar to minimise.
 
-        Per-image terms have shape (n,); batch terms (MMD, SW, ...) are scalars. ``prior``
-        (n, d) are the prior draws of the penalty (default: drawn here).
+        ``x``: images (n, C, H, W), uint8 or float in [0, 1] (see :meth:`images`). Per-image
+        terms have shape (n,); batch terms (MMD, SW, ...) are scalars. ``prior`` (n, d) are
+        the prior draws of the penalty (default: drawn here).
         """
+        x = self.images(x)
         post = self.posterior(x) if post is None else post
         recon = self.reconstruction_cost(x, post.z)
         prior = self.sample_prior(x.shape[0], like=post.z) if prior is None else prior
