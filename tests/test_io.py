@@ -283,13 +283,20 @@ def test_model_metadata_describing_a_huge_model_is_refused_without_building_it(t
     path = tmp_path / "model.safetensors"
     waekit.save_model(_tiny_model(), path)
     meta = json.loads(wio.read_metadata(path)["waekit_model"])
-    meta["config"]["mlp_hidden"] = [2**20, 2**20]  # 2^40 weights if it were built
-    _rewrite_metadata(path, waekit_model=json.dumps(meta))
-    t0 = time.perf_counter()
-    with pytest.raises(CheckpointError) as info:
-        waekit.load_model(path)
-    assert time.perf_counter() - t0 < 2
-    assert f"weights in {path} do not fit the model its metadata describes" in str(info.value)
+    for widths, expected in [
+        # A valid config whose model would hold 2^32 weights (16 GiB): its shapes, taken on
+        # the meta device, do not match the file's.
+        ([2**16, 2**16], f"weights in {path} do not fit the model its metadata describes"),
+        # Beyond what a config may say at all.
+        ([2**20, 2**20], f"{path} has corrupt model metadata"),
+    ]:
+        meta["config"]["mlp_hidden"] = widths
+        _rewrite_metadata(path, waekit_model=json.dumps(meta))
+        t0 = time.perf_counter()
+        with pytest.raises(CheckpointError) as info:
+            waekit.load_model(path)
+        assert time.perf_counter() - t0 < 2
+        assert str(info.value).startswith(expected), str(info.value)
 
 
 def test_checkpoint_metadata_schema(tmp_path):
