@@ -377,20 +377,7 @@ def test_damaged_config_file(reference, tmp_path, capsys, kind):
         _config_refused(capsys, run, command, expected)
 
 
-_NAMES_NO_FILE = pytest.mark.xfail(
-    strict=True,
-    reason="train --resume reads RUN/config.yaml through run.stored_config, which does not "
-    "wrap config_from_dict's key and type errors with the file's name (load_run does)",
-)
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(k, marks=_NAMES_NO_FILE) if k in ("unknown-key", "wrong-type") else k
-        for k in sorted(CONFIG_GARBAGE)
-    ],
-)
+@pytest.mark.parametrize("kind", sorted(CONFIG_GARBAGE))
 def test_damaged_config_file_on_resume(reference, tmp_path, capsys, kind):
     run = _run_copy(reference, tmp_path)
     text, expected = CONFIG_GARBAGE[kind]

@@ -138,10 +138,7 @@ def load_run(run_dir: str | Path, device: str = "auto") -> Run:
                 f"{str(run_dir)!r} is not a complete run folder: {p.name} is missing "
                 "(was training stopped before its first checkpoint?)"
             )
-    try:
-        config = config_from_dict(read_yaml(cfg_path))
-    except ConfigError as exc:
-        raise CheckpointError(f"{cfg_path} is not a valid run config: {exc}") from exc
+    config = read_run_config(cfg_path)
     model = load_model(model_path, device=resolve_device(device))
     return Run(dir=run_dir, config=config, model=model)
 
@@ -195,12 +192,20 @@ def checkpoint_config(run_dir: str | Path) -> RunConfig | None:
         ) from exc
 
 
+def read_run_config(path: Path) -> RunConfig:
+    """A run folder's config.yaml; a damaged one is an error that names the file."""
+    try:
+        return config_from_dict(read_yaml(path))
+    except ConfigError as exc:
+        raise CheckpointError(f"{path} is not a valid run config: {exc}") from exc
+
+
 def stored_config(run_dir: str | Path) -> RunConfig | None:
     """The config a run folder continues with: config.yaml, or when it is missing the one
     its last checkpoint records; None when the folder holds neither."""
     path = Path(run_dir) / CONFIG_FILE
     if path.is_file():
-        return config_from_dict(read_yaml(path))
+        return read_run_config(path)
     return checkpoint_config(run_dir)
 
 
