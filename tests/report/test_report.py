@@ -154,3 +154,10 @@ def test_per_dimension_figures_stop_at_max_panels():
     assert plots.MAX_PANELS == 16
     assert forty.shape == sixteen.shape  # 4 x 4 panels either way
     assert eight.shape[0] < sixteen.shape[0]  # 2 rows instead of 4
+
+
+def test_every_metric_of_an_evaluation_has_a_display_label(evaluated_run):
+    from waekit.report.html import METRIC_LABELS
+
+    _, metrics = evaluated_run
+    assert sorted(set(metrics["metrics"]) - set(METRIC_LABELS)) == []
