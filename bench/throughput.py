@@ -13,6 +13,9 @@ one seed) on the same real MNIST images at the same batch size:
   pythae has no WAE-GAN (its Adversarial_AE is an AAE with its own discriminator).
 - ``plain``: the yardstick, the loop a user writes by hand: eager fp32,
   ``model.losses(x)["loss"].backward()``, Adam, one critic step first for WAE-GAN.
+  The ablation adds one speed-up at a time to it: ``plain+cl`` (channels_last weights and
+  input), ``plain+bf16`` (bf16 autocast), ``plain+cl+bf16`` and ``plain+compile``
+  (torch.compile of the loss), e.g. ``--contenders plain,plain+cl,plain+bf16,plain+cl+bf16``.
 
 The contenders are interleaved: after a warm-up each times ``--steps`` steps in turn,
 ``--repeats`` times, and the median images/s is reported, so drift of the machine's load
@@ -95,10 +98,18 @@ def waekit_stepper(config: RunConfig, out: Path) -> Stepper:
     return run
 
 
-def plain_stepper(config: RunConfig, images: torch.Tensor, device: torch.device) -> Stepper:
-    """The hand-written eager fp32 loop: the yardstick."""
+def plain_stepper(
+    config: RunConfig, images: torch.Tensor, device: torch.device, extras: set[str] = frozenset()
+) -> Stepper:
+    """The hand-written eager fp32 loop (the yardstick), with the ``extras`` of the ablation:
+    "cl" channels_last, "bf16" autocast, "compile" torch.compile of the loss."""
     torch.manual_seed(config.train.seed)
-    model = model_from_config(config.model, tuple(images.shape[1:])).to(device).train()
+    fmt = torch.channels_last if "cl" in extras else torch.contiguous_format
+    model = model_from_config(config.model, tuple(images.shape[1:]))
+    model = model.to(device, memory_format=fmt).train()
+    images = images.contiguous(memory_format=fmt)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled="bf16" in extras)
+    losses = torch.compile(model.losses) if "compile" in extras else model.losses
     t = config.train
     opt = torch.optim.Adam(model.autoencoder_parameters(), lr=t.lr, betas=t.betas)
     critic_opt = (
@@ -115,13 +126,17 @@ def plain_stepper(config: RunConfig, images: torch.Tensor, device: torch.device)
             position[0] += 1
             x = images[i * batch : (i + 1) * batch]
             if critic_opt is not None:
-                with torch.no_grad():
+                with torch.no_grad(), autocast:
                     z = model.encode(x, sample=True)
                 critic_opt.zero_grad(set_to_none=True)
-                model.critic_loss(z).backward()
+                with autocast:
+                    critic_loss = model.critic_loss(z)
+                critic_loss.backward()
                 critic_opt.step()
             opt.zero_grad(set_to_none=True)
-            model.losses(x)["loss"].backward()
+            with autocast:
+                loss = losses(x)["loss"]
+            loss.backward()
             opt.step()
 
     return run
@@ -166,13 +181,14 @@ def bench_pair(model: str, net: str, args: argparse.Namespace, images: torch.Ten
     for name in args.contenders:
         if name == "pythae" and model not in PYTHAE_MODELS:
             continue
-        precision = "fp32" if name in ("waekit-fp32", "plain", "pythae") else args.precision
+        precision = args.precision if name == "waekit" else "fp32"
         config = _config(model, net, args, precision)
         if name.startswith("waekit"):
             with contextlib.redirect_stderr(io.StringIO()):
                 contenders[name] = waekit_stepper(config, tmp / name)
-        elif name == "plain":
-            contenders[name] = plain_stepper(config, images.to(device), device)
+        elif name.split("+")[0] == "plain":
+            extras = set(name.split("+")[1:])
+            contenders[name] = plain_stepper(config, images.to(device), device, extras)
         elif name == "pythae":
             contenders[name] = pythae_stepper(config, images, tmp / name)
     for stepper in contenders.values():  # warm-up: allocator, oneDNN primitives, compile
