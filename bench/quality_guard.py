@@ -25,7 +25,9 @@ the difference of the means se = s_p * sqrt(2 / n), the two precisions agree whe
 degrees of freedom would allow 2.78 se, so the rule is the stricter one).
 
 Resumable: a run whose folder has its final eval record and its FID file is skipped; a
-folder with a checkpoint but no final record continues with ``--resume``.
+folder with a checkpoint but no final record continues with ``--resume``. ``--table-only``
+tabulates the runs that are done, e.g. while the job still runs, or after jobs split by
+``--models`` wrote into one ``--out-root``.
 
     PYTHONPATH=src python3 bench/quality_guard.py --data-root ../shared/data \\
         --out-root runs/quality-guard --json bench/quality_guard.json
@@ -312,6 +314,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-root", default="../shared/data")
     ap.add_argument("--out-root", default="runs/quality-guard")
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument(
+        "--table-only",
+        action="store_true",
+        help="train and measure nothing: tabulate the runs under --out-root that are done",
+    )
     args = ap.parse_args(argv)
     models, seeds = _csv(args.models), [int(s) for s in _csv(args.seeds)]
     commit, dirty = _source_commit()
@@ -342,6 +349,8 @@ def main(argv: list[str] | None = None) -> None:
         for model in models:
             for precision in PRECISIONS:
                 run_dir = Path(args.out_root) / f"{model}-{precision}" / f"seed-{seed}"
+                if args.table_only and not (run_dir / GUARD_FILE).is_file():
+                    continue
                 seconds = train(run_dir, model, precision, seed, args)
                 m = measure(run_dir, args)
                 runs.append(run_record(run_dir, model, precision, seed, seconds, m))
