@@ -267,6 +267,21 @@ def verdicts(runs: list[dict], models: list[str]) -> list[dict]:
                 row[p] = {"mean": statistics.fmean(xs), "sd": _sd(xs), "n": len(xs), "values": xs}
             n = min(len(xs) for xs in vals.values())
             diff = row["auto"]["mean"] - row["fp32"]["mean"]
+            # the same seed starts both precisions from the same weights and batches: the
+            # per-seed differences show a systematic shift the seed spread would hide
+            seeds = {
+                p: {
+                    r["seed"]: r[metric]
+                    for r in runs
+                    if r["model"] == model and r["precision"] == p
+                }
+                for p in PRECISIONS
+            }
+            paired = [
+                seeds["auto"][s] - seeds["fp32"][s] for s in seeds["fp32"] if s in seeds["auto"]
+            ]
+            row["paired_differences"] = paired
+            row["paired_sd"] = _sd(paired)
             row["difference"] = diff
             sds = [row[p]["sd"] for p in PRECISIONS]
             if n > 1 and all(s is not None for s in sds):
@@ -288,8 +303,8 @@ def table(rows: list[dict]) -> str:
     """A markdown table: mean +- sd per precision, per-seed values, and the verdict."""
     lines = [
         "| model | metric | fp32 mean ± sd | auto mean ± sd | fp32 per seed | auto per seed "
-        "| auto - fp32 | 2 se | agree |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| auto - fp32 | 2 se | agree | per-seed auto - fp32 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cells = [r["model"], r["metric"]]
@@ -299,6 +314,7 @@ def table(rows: list[dict]) -> str:
             cells.append(", ".join(_fmt(v) for v in r[p]["values"]))
         agree = {True: "yes", False: "**no**", None: "n/a (1 seed)"}[r["agree"]]
         cells += [f"{r['difference']:+.2f}", _fmt(r["bound"]), agree]
+        cells.append(", ".join(f"{d:+.2f}" for d in r["paired_differences"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -323,9 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     models, seeds = _csv(args.models), [int(s) for s in _csv(args.seeds)]
     commit, dirty = _source_commit()
     meta = {
-        "command": " ".join(
-            [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": " ".join(["bench/quality_guard.py", *(sys.argv[1:] if argv is None else argv)]),
         "waekit_commit": commit,
         "waekit_sources_modified": dirty,
         "waekit_sources": str(Path(waekit.__file__).resolve().parent),
