@@ -95,11 +95,8 @@ def _trainer(cfg: RunConfig, out: Path, **kw) -> Trainer:
 
 # -- the worker (one per rank, started by torchrun) --------------------------------------------
 def _worker(scenario: str, out: Path) -> None:
-    world = dist.setup()
-    try:
+    with dist.process_group() as world:
         _scenario(scenario, out, world)
-    finally:
-        dist.teardown(world)
 
 
 def _scenario(scenario: str, out: Path, world: dist.World) -> None:

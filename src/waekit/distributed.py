@@ -45,6 +45,7 @@ __all__ = [
     "World",
     "setup",
     "teardown",
+    "process_group",
     "current",
     "wrap",
     "sync_batch_norm",
@@ -99,12 +100,33 @@ def setup() -> World:
     return World(rank=rank, size=size, local_rank=local_rank, device=device)
 
 
-def teardown(world: World) -> None:
-    """End the process group that :func:`setup` started."""
+def teardown(world: World, synchronise: bool = True) -> None:
+    """End the process group that :func:`setup` started.
+
+    ``synchronise``: wait at a barrier first, so that no rank tears down its sockets while
+    another still talks to it (gloo then aborts the late rank: "terminate called without an
+    active exception"). Pass False when leaving on an error, where the other ranks may never
+    reach the barrier.
+    """
     global _cpu_group
     if world.size > 1 and tdist.is_initialized():
+        if synchronise:
+            tdist.barrier()
         tdist.destroy_process_group()
     _cpu_group = None
+
+
+@contextmanager
+def process_group() -> Iterator[World]:
+    """:func:`setup` on entry, :func:`teardown` on exit: after a barrier when the body
+    finished, at once when it raised."""
+    world = setup()
+    try:
+        yield world
+    except BaseException:
+        teardown(world, synchronise=False)
+        raise
+    teardown(world)
 
 
 def current() -> World:

@@ -621,8 +621,5 @@ def train(
     if resume and preset is None and config is None:
         config = stored_config(out)  # config.yaml; the checkpoint's when it is missing
     config = resolve_config(preset=preset, config=config, overrides=overrides)
-    world = dist.setup()
-    try:
+    with dist.process_group() as world:
         return Trainer(config, out, resume=resume, progress=progress, world=world).fit()
-    finally:
-        dist.teardown(world)
