@@ -403,6 +403,16 @@ def _images_digest(images: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
+def _cache_path(
+    key: str, x: np.ndarray, extractor: InceptionFeatures, cache_dir: str | Path | None, kind: str
+) -> Path:
+    """The cache file of real images ``x`` (uint8): the key, N, the protocol digest and a
+    digest of the image bytes, so that no other subset, size or protocol reads it."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("_") or "images"
+    name = f"{slug}-n{x.shape[0]}-{extractor.protocol_id}-{_images_digest(x)}{kind}.npz"
+    return fid_cache_dir(cache_dir) / name
+
+
 def cached_real_statistics(
     key: str,
     images: np.ndarray | torch.Tensor,
@@ -419,9 +429,7 @@ def cached_real_statistics(
     from waekit.io import atomic_write_bytes
 
     x = _as_uint8_nchw(images)
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("_") or "images"
-    name = f"{slug}-n{x.shape[0]}-{extractor.protocol_id}-{_images_digest(x)}.npz"
-    path = fid_cache_dir(cache_dir) / name
+    path = _cache_path(key, x, extractor, cache_dir, "")
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as f:
@@ -456,9 +464,7 @@ def cached_real_features(
     from waekit.io import atomic_write_bytes
 
     x = _as_uint8_nchw(images)
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("_") or "images"
-    name = f"{slug}-n{x.shape[0]}-{extractor.protocol_id}-{_images_digest(x)}-features.npz"
-    path = fid_cache_dir(cache_dir) / name
+    path = _cache_path(key, x, extractor, cache_dir, "-features")
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as f:

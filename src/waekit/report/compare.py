@@ -185,13 +185,20 @@ def _names(run_dirs: list[Path]) -> list[str]:
     names = [d.name or str(d) for d in run_dirs]
     if len(set(names)) < len(names):
         names = [f"{d.absolute().parent.name}/{n}" for d, n in zip(run_dirs, names, strict=True)]
+    return _number_repeats(names, "{name} ({k})")
+
+
+def _number_repeats(names: list[str], form: str) -> list[str]:
+    """``names`` with every name that occurs more than once numbered in ``form``."""
     repeated = {name for name in names if names.count(name) > 1}
     seen: dict[str, int] = {}
-    for i, name in enumerate(names):
+    out = []
+    for name in names:
         if name in repeated:
             seen[name] = seen.get(name, 0) + 1
-            names[i] = f"{name} ({seen[name]})"
-    return names
+            name = form.format(name=name, k=seen[name])
+        out.append(name)
+    return out
 
 
 def _group_names(groups: list[list[int]], dirs: list[Path], names: list[str]) -> list[str]:
@@ -206,13 +213,7 @@ def _group_names(groups: list[list[int]], dirs: list[Path], names: list[str]) ->
             out.append(next(iter(parents)).name)
         else:
             out.append(f"{names[members[0]]} (+{len(members) - 1})")
-    repeated = {name for name in out if out.count(name) > 1}
-    seen: dict[str, int] = {}
-    for i, name in enumerate(out):
-        if name in repeated:
-            seen[name] = seen.get(name, 0) + 1
-            out[i] = f"{name} #{seen[name]}"
-    return out
+    return _number_repeats(out, "{name} #{k}")
 
 
 def cost_label(model: dict[str, Any]) -> str:
