@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from waekit.data.source import CONFIG_HINTS, Alloc, Hints, Part, Source, new_uint8
+from waekit.data.source import CONFIG_HINTS, Alloc, Hints, OwnFileSource, Part, new_uint8
 from waekit.data.transforms import (
     DECODE_ERRORS,
     crop_resize,
@@ -183,14 +183,10 @@ def read_folder(
 
 
 @dataclass(frozen=True)
-class FolderSource(Source):
+class FolderSource(OwnFileSource):
     """The user's folder of images (``data.path``)."""
 
-    def paths(self, folder: Path, split: str) -> list[Path] | None:
-        return [folder] if folder.exists() else None
-
-    def how_to_get(self, folder: Path, split: str) -> str:
-        return f"image folder {folder} does not exist"
+    noun = "image folder"
 
     def read(
         self,

@@ -40,7 +40,7 @@ from typing import IO
 
 import numpy as np
 
-from waekit.data.source import CONFIG_HINTS, Alloc, Hints, Part, Source, deliver
+from waekit.data.source import CONFIG_HINTS, Alloc, Hints, OwnFileSource, Part, deliver
 from waekit.data.transforms import resize_images
 from waekit.errors import DataError, brief
 
@@ -205,14 +205,10 @@ def read_npz(
 
 
 @dataclass(frozen=True)
-class NpzSource(Source):
+class NpzSource(OwnFileSource):
     """The user's ``.npz`` file (``data.path``)."""
 
-    def paths(self, folder: Path, split: str) -> list[Path] | None:
-        return [folder] if folder.exists() else None
-
-    def how_to_get(self, folder: Path, split: str) -> str:
-        return f"npz file {folder} does not exist"
+    noun = "npz file"
 
     def read(
         self,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -197,3 +197,16 @@ class Source:
         if part.classes:
             summary["class_names"] = list(part.classes)
         return summary
+
+
+@dataclass(frozen=True)
+class OwnFileSource(Source):
+    """A source that reads the user's ``data.path`` itself (a folder or one file)."""
+
+    noun: ClassVar[str] = "path"  # what data.path names, in messages
+
+    def paths(self, folder: Path, split: str) -> list[Path] | None:
+        return [folder] if folder.exists() else None
+
+    def how_to_get(self, folder: Path, split: str) -> str:
+        return f"{self.noun} {folder} does not exist"
