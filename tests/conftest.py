@@ -3,6 +3,7 @@ tests will be skipped, instead of leaving it to the short summary of -ra."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -10,8 +11,10 @@ from pathlib import Path
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def missing_resources() -> list[str]:
-    """One line per optional resource that is absent, with what it costs and how to add it."""
+@functools.cache
+def missing_resources() -> tuple[str, ...]:
+    """One line per optional resource that is absent, with what it costs and how to add it
+    (looked up once: the header and the summary both print it)."""
     missing = []
     if not (SHARED_DATA / "mnist").is_dir():
         missing.append(
@@ -32,7 +35,7 @@ def missing_resources() -> list[str]:
             missing.append(f"the FID Inception network is unavailable ({why}): FID tests skipped")
     except ImportError:
         pass
-    return missing
+    return tuple(missing)
 
 
 def pytest_report_header(config) -> list[str]:
