@@ -57,7 +57,7 @@ from waekit.config import read_yaml
 from waekit.run import load_run, read_metrics
 
 PRECISIONS = ("fp32", "auto")
-METRICS = ("holdout_loss", "holdout_loss_fp32", "fid_samples")
+METRICS = ("holdout_loss", "holdout_loss_fp32", "fid_samples", "kid_samples_x1000")
 GUARD_FILE = "quality_guard.json"  # per run: the FID and the fp32 held-out loss
 HOLDOUT_NOISE_SEED = 12345  # the trainer's held-out noise seed (waekit/train.py holdout_loss)
 
@@ -247,6 +247,36 @@ def run_record(run_dir: Path, model: str, precision: str, seed: int, seconds: fl
     }
 
 
+def results_record(root: Path, model: str, precision: str, seed: int) -> dict | None:
+    """The record of a run that bench/results.sh trained and evaluated: ROOT/MODEL/seed-S
+    (precision auto, the preset's) or ROOT/MODEL-fp32/seed-S; None while it is not done."""
+    run_dir = root / (model if precision == "auto" else f"{model}-{precision}") / f"seed-{seed}"
+    if not (run_dir / "metrics.json").is_file():
+        return None
+    cfg = read_yaml(run_dir / "config.yaml")
+    if cfg["train"]["precision"] != precision or cfg["model"]["name"] != model:
+        got = f"{cfg['model']['name']} {cfg['train']['precision']}"
+        raise SystemExit(f"{run_dir}: trained as {got}, not {model} {precision}")
+    result = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    steps = max(r["step"] for r in read_metrics(run_dir) if r.get("kind") == "eval")
+    rates = [r["images_per_s"] for r in read_metrics(run_dir) if "images_per_s" in r]
+    return {
+        "model": model,
+        "precision": precision,
+        "seed": seed,
+        "dir": str(run_dir),
+        "precision_used": _precision_line(run_dir),
+        "recon": cfg["model"]["recon"],
+        "steps": steps,
+        "holdout_loss": _final_eval(run_dir, steps)["holdout_loss"],
+        "holdout_loss_fp32": holdout_loss_fp32(run_dir),
+        "fid_samples": result["fid_samples"]["value"],
+        "kid_samples_x1000": 1000 * result["kid_samples"]["value"],
+        "n_fid": result["fid_samples"]["n"],
+        "images_per_s_median": statistics.median(rates) if rates else None,
+    }
+
+
 def _sd(xs: list[float]) -> float | None:
     return statistics.stdev(xs) if len(xs) > 1 else None
 
@@ -257,7 +287,11 @@ def verdicts(runs: list[dict], models: list[str]) -> list[dict]:
     for model in models:
         for metric in METRICS:
             vals = {
-                p: [r[metric] for r in runs if r["model"] == model and r["precision"] == p]
+                p: [
+                    r[metric]
+                    for r in runs
+                    if r["model"] == model and r["precision"] == p and r.get(metric) is not None
+                ]
                 for p in PRECISIONS
             }
             if not all(vals.values()):
@@ -273,7 +307,7 @@ def verdicts(runs: list[dict], models: list[str]) -> list[dict]:
                 p: {
                     r["seed"]: r[metric]
                     for r in runs
-                    if r["model"] == model and r["precision"] == p
+                    if r["model"] == model and r["precision"] == p and r.get(metric) is not None
                 }
                 for p in PRECISIONS
             }
@@ -331,6 +365,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out-root", default="runs/quality-guard")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument(
+        "--from-results",
+        default=None,
+        help="train nothing: read the runs of bench/results.sh under this folder "
+        "(e.g. runs/results/mnist: MODEL/seed-S in auto, MODEL-fp32/seed-S in fp32)",
+    )
+    ap.add_argument(
         "--table-only",
         action="store_true",
         help="train and measure nothing: tabulate the runs under --out-root that are done",
@@ -358,6 +398,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"waekit {commit} ({'modified' if dirty else 'clean'}) on {meta['cpu']}", flush=True)
 
     runs: list[dict] = []
+    if args.from_results:
+        meta["command"] += "  (runs of bench/results.sh: FID and KID of `waekit evaluate`)"
+        for seed in seeds:
+            for model in models:
+                for precision in PRECISIONS:
+                    r = results_record(Path(args.from_results), model, precision, seed)
+                    if r is not None:
+                        runs.append(r)
+        rows = verdicts(runs, models)
+        if args.json:
+            Path(args.json).write_text(
+                json.dumps({**meta, "runs": runs, "verdicts": rows}, indent=2) + "\n"
+            )
+        print(table(rows))
+        return
     # seed-major order: a job cut short still holds complete fp32/auto pairs
     for seed in seeds:
         for model in models:

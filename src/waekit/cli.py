@@ -276,6 +276,13 @@ def evaluate(
     fid: Annotated[bool, typer.Option(help="Compute FID (needs the Inception network).")] = True,
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
     device: Device = "auto",
+    fid_sets: Annotated[
+        str,
+        typer.Option(
+            help="Generated sets that go through Inception, comma-separated: samples, "
+            "reconstructions, gmm_samples (each costs n images of Inception).",
+        ),
+    ] = "samples,reconstructions,gmm_samples",
 ) -> None:
     """Measure a run the way the papers do; writes RUN_DIR/metrics.json."""
     import warnings
@@ -285,7 +292,15 @@ def evaluate(
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.jit.load.*")
-        result = evaluate_run(run_dir, n=n, device=device, seed=seed, fid=fid, progress=True)
+        result = evaluate_run(
+            run_dir,
+            n=n,
+            device=device,
+            seed=seed,
+            fid=fid,
+            progress=True,
+            fid_sets=[s.strip() for s in fid_sets.split(",") if s.strip()],
+        )
     for text in result.get("warnings", []):
         typer.secho(f"warning: {text}", err=True, fg="yellow", bold=True)
     typer.echo(summary_table(result))

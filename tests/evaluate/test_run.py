@@ -125,6 +125,39 @@ def test_evaluate_run_fid(tmp_path):
     table = summary_table(result)
     assert "kid_samples" in table and "± " in table and "lower" in table
 
+    # fid_sets: Inception on the prior samples only; the same draws, so the same numbers
+    only = evaluate_run(
+        run_dir,
+        n=10,
+        device="cpu",
+        ot_n=8,
+        cache_dir=tmp_path / "cache",
+        kid_subsets=5,
+        bootstrap=4,
+        fid_sets=["samples"],
+        write=False,
+    )
+    feature_keys = ("fid", "fid_inf", "kid", "precision", "recall", "density", "coverage")
+    got = {k for k in only["metrics"] if k.startswith(feature_keys)}
+    assert got == {f"{key}_samples" for key in feature_keys}
+    for k in got:
+        assert only["metrics"][k]["value"] == m[k]["value"], k
+    assert only["metrics"]["ot_samples_test"] == m["ot_samples_test"]
+    assert only["fid_protocol"]["sets"] == ["samples"]
+    assert protocol["sets"] == ["samples", "reconstructions", "gmm_samples"]
+
+
+def test_cli_evaluate_refuses_an_unknown_fid_set_in_one_line(tmp_path, capsys):
+    from waekit.cli import main
+
+    run_dir = make_run(tmp_path, "wae", "wae-mmd")
+    code = main(["evaluate", str(run_dir), "--fid-sets", "samples,recon", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 or code == 1
+    assert len(err.splitlines()) == 1
+    assert "fid_sets = ['samples', 'recon']" in err and "--fid-sets samples" in err
+    assert not (run_dir / "metrics.json").exists()
+
 
 def test_cli_evaluate_prints_a_short_table_and_the_file(tmp_path, capsys):
     from waekit.cli import main

@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from waekit import divergences as dv
-from waekit.errors import DataError, WaekitError
+from waekit.errors import ConfigError, DataError, WaekitError, brief
 from waekit.evaluate import feature_metrics as fm
 from waekit.evaluate import metrics as mx
 from waekit.evaluate.fid import (
@@ -589,6 +589,7 @@ def evaluate_run(
     progress: bool = False,
     kid_subsets: int = 100,
     bootstrap: int = 10,
+    fid_sets: Sequence[str] = tuple(IMAGE_SETS),
 ) -> dict[str, Any]:
     """Evaluate the run in ``run_dir`` on its test split; write RUN_DIR/metrics.json.
 
@@ -599,13 +600,23 @@ def evaluate_run(
     training codes the GMM is fitted to. iw_k, iw_n: importance samples and test images of
     the IW bound (Gaussian encoders; iw_n defaults to 1,000 on CUDA and 100 on the CPU).
     With fid=False, or without the FID network, FID, FID_inf, KID and precision/recall are
-    skipped and the reason recorded. kid_subsets: KID's subsets (of min(1000, n / 2)
-    points); bootstrap: resamples of FID's interval. ``progress`` shows a bar per stage.
+    skipped and the reason recorded. fid_sets: the generated sets that go through Inception
+    (of ``samples``, ``reconstructions``, ``gmm_samples``; each costs n images of Inception,
+    minutes on a CPU); the feature metrics cover these sets only. kid_subsets: KID's
+    subsets (of min(1000, n / 2) points); bootstrap: resamples of FID's interval.
+    ``progress`` shows a bar per stage.
     Deterministic given ``seed``.
     """
     from waekit.io import atomic_write_text
     from waekit.run import load_run
 
+    fid_sets = tuple(dict.fromkeys(fid_sets))
+    unknown = [s for s in fid_sets if s not in IMAGE_SETS]
+    if unknown or not fid_sets:
+        raise ConfigError(
+            f"fid_sets = {brief(list(fid_sets))}: choose one or more of "
+            f"{', '.join(IMAGE_SETS)}, e.g. --fid-sets samples"
+        )
     started = time.time()
     run = load_run(run_dir, device=device)
     model = run.model.eval()
@@ -675,7 +686,7 @@ def evaluate_run(
     extractor = InceptionFeatures(dev) if ok else None
 
     def features(name: str, u8: np.ndarray, real: bool = False) -> None:
-        if extractor is None:
+        if extractor is None or not (real or name in fid_sets):
             return
         with _stage(name, n, progress) as update:
             if real:
@@ -731,6 +742,7 @@ def evaluate_run(
                     "FID is biased upward at small n, so compare numbers at equal n only, or "
                     "compare FID_inf and KID, which are not biased so"
                 )
+            protocol["sets"] = list(fid_sets)
             result["fid_protocol"] = ev.fid_protocol = protocol
 
         result["code_statistics"] = {**mx.code_statistics(rec.codes), "split": split, "seed": seed}

@@ -348,8 +348,9 @@ def write_report(
 
     The metrics come from RUN_DIR/metrics.json; when it is absent, :func:`evaluate_run`
     is run first (with ``n``, ``seed``, and FID when ``fid`` is true or, for None, when
-    the FID network is installed), and the page says so. ``n_codes`` test codes feed the
-    scatter, box plots and histograms.
+    the FID network is installed and the run is on a GPU: on a CPU, FID costs minutes of
+    Inception, which ``waekit evaluate`` spends with a progress bar), and the page says so.
+    ``n_codes`` test codes feed the scatter, box plots and histograms.
     """
     from waekit.evaluate.fid import inception_available
     from waekit.evaluate.run import METRICS_JSON, evaluate_run
@@ -361,7 +362,7 @@ def write_report(
     result = load_metrics(run_dir)
     note = ""
     if result is None:
-        use_fid = inception_available()[0] if fid is None else fid
+        use_fid = (inception_available()[0] and run.device.type == "cuda") if fid is None else fid
         result = evaluate_run(run_dir, n=n, device=device, seed=seed, fid=use_fid)
         note = (
             f"Measured while writing this report: {result['n']:,} test images, seed {seed}, "
