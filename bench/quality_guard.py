@@ -330,7 +330,9 @@ def verdicts(runs: list[dict], models: list[str]) -> list[dict]:
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
+    if x is None:
+        return "-"
+    return f"{x:.{digits + 2}f}" if abs(x) < 10 else f"{x:.{digits}f}"  # small losses
 
 
 def table(rows: list[dict]) -> str:
@@ -347,8 +349,8 @@ def table(rows: list[dict]) -> str:
         for p in PRECISIONS:
             cells.append(", ".join(_fmt(v) for v in r[p]["values"]))
         agree = {True: "yes", False: "**no**", None: "n/a (1 seed)"}[r["agree"]]
-        cells += [f"{r['difference']:+.2f}", _fmt(r["bound"]), agree]
-        cells.append(", ".join(f"{d:+.2f}" for d in r["paired_differences"]))
+        cells += ["+" * (r["difference"] >= 0) + _fmt(r["difference"]), _fmt(r["bound"]), agree]
+        cells.append(", ".join("+" * (d >= 0) + _fmt(d) for d in r["paired_differences"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from report_pages import parse
 from waekit_testruns import make_run
 
 from waekit.cli import main
+from waekit.errors import DataError
 from waekit.report import compare_runs
 from waekit.report.compare import differing_keys, expand_run_dirs, group_runs, summarize
 from waekit.report.html import METRIC_LABELS, format_value
@@ -192,3 +193,27 @@ def test_damaged_metrics_json_is_one_clear_line(seed_runs, tmp_path, capsys, con
     hint = lines[0].split("`")[1]
     assert shlex.split(hint) == ["waekit", "evaluate", str(run)]
     assert sorted(p.name for p in run.iterdir()) == before  # nothing written
+
+
+def test_runs_of_one_config_trained_by_another_library_are_their_own_group(seed_runs, tmp_path):
+    import shutil
+
+    ours = sorted((seed_runs / "wae-l2").glob("seed-*"))[:2]
+    peers = []
+    for d in ours:  # the same config and metrics, trained (say) by pythae
+        peer = tmp_path / "pythae-wae-l2" / d.name
+        shutil.copytree(d, peer, ignore=shutil.ignore_patterns("compare"))
+        (peer / "peer.json").write_text('{"library": "pythae", "version": "0.1.2"}\n')
+        peers.append(peer)
+    md, _ = compare_runs(ours + peers, tmp_path / "cmp", device="cpu")
+    text = md.read_text()
+    header, rows = _table(text, "metric")
+    assert header == ["metric", "better", "wae-l2 (n = 2)", "pythae-wae-l2 (n = 2)"]
+    fid = rows["FID, prior samples"]
+    assert fid["wae-l2 (n = 2)"] == fid["pythae-wae-l2 (n = 2)"] == _expected([10.0, 12.0])
+    _, differ = _table(text, "config key")
+    assert differ == {"trained_by": {"wae-l2": "waekit", "pythae-wae-l2": "pythae 0.1.2"}}
+    # a damaged peer.json is one line that names the file
+    (peers[0] / "peer.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"peer\.json cannot be read .* restore it"):
+        compare_runs(ours + peers, tmp_path / "cmp2", device="cpu")

@@ -14,6 +14,7 @@ it) and a self-contained ``comparison.html`` (grids inlined).
 from __future__ import annotations
 
 import html
+import json
 import math
 import os
 import re
@@ -23,6 +24,7 @@ from typing import Any
 
 import torch
 
+from waekit.errors import DataError, brief
 from waekit.report.grids import image_grid, png_bytes
 from waekit.report.html import (
     CSS,
@@ -160,6 +162,24 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = tuple(value) if isinstance(value, list) else value
     return out
+
+
+def trained_by(run_dir: Path) -> str:
+    """The library that trained a run: ``waekit``, or the ``library`` and ``version`` of
+    RUN/peer.json, which a peer's trainer writing a waekit run folder leaves (e.g.
+    bench/pythae_peer.py). Runs of one config trained by different libraries are different
+    groups."""
+    path = Path(run_dir) / "peer.json"
+    if not path.is_file():
+        return "waekit"
+    try:
+        peer = json.loads(path.read_text())
+        return f"{peer['library']} {peer.get('version', '')}".strip()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(
+            f"{path} cannot be read ({brief(str(exc))}): it names the library that trained "
+            f"the run; restore it, or delete it if waekit trained {run_dir}"
+        ) from exc
 
 
 def group_runs(configs: list[dict[str, Any]]) -> list[list[int]]:
@@ -373,7 +393,7 @@ def compare_runs(
         elif result is None:
             notes.append(f"{name}: not measured yet; `{evaluate_hint(d)}` measures it.")
         results.append(result or {"metrics": {}, "skipped": {}, "data": {}, "model": {}})
-        configs.append(run.config.to_dict())
+        configs.append({**run.config.to_dict(), "trained_by": trained_by(d)})
         grids.append(_sample_grid(run, seed, samples))
 
     groups = group_runs(configs)
