@@ -7,7 +7,9 @@ Candidates (all fp32, the same weights):
 - ``frozen-ofi``: ``torch.jit.freeze`` + ``torch.jit.optimize_for_inference`` (oneDNN);
 - ``folded``: the eager re-expression with batch norm folded (waekit.evaluate.inception);
 - ``folded-cl``: the same in channels_last (what ``InceptionFeatures`` uses);
-- ``folded-cl-frozen``: folded-cl traced and frozen with optimize_for_inference.
+- ``folded-cl-frozen``: folded-cl traced and frozen with optimize_for_inference;
+- ``openvino``: the folded graph compiled by OpenVINO's CPU runtime, fp32 (the default
+  back end of ``InceptionFeatures`` on a CPU where openvino is installed).
 
 The machine may be shared, so every candidate is timed once per round, in turn, for
 ``--rounds`` rounds in one process; the table gives the median images/s and the median of
@@ -37,7 +39,7 @@ import numpy as np
 import torch
 
 from waekit.evaluate.fid import InceptionFeatures, inception_weights_path
-from waekit.evaluate.inception import fold_inception
+from waekit.evaluate.inception import fold_inception, openvino_inception
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -68,7 +70,7 @@ def candidates(device: torch.device) -> dict:
         traced = torch.jit.optimize_for_inference(
             torch.jit.freeze(torch.jit.trace(folded_cl, example).eval())
         )
-    return {
+    found = {
         "torchscript": (ts, False),
         "torchscript-cl": (ts, True),
         "frozen-ofi": (frozen, False),
@@ -76,6 +78,14 @@ def candidates(device: torch.device) -> dict:
         "folded-cl": (folded_cl, True),
         "folded-cl-frozen": (traced, True),
     }
+    if device.type == "cpu":
+        try:
+            request = openvino_inception(fold_inception(ts, channels_last=False))
+        except ImportError:
+            print("openvino is not installed: its candidate is left out")
+        else:
+            found["openvino"] = (lambda x: torch.from_numpy(request.infer([x.numpy()])[0]), False)
+    return found
 
 
 def main() -> None:

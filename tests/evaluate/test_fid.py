@@ -153,14 +153,40 @@ def test_fid_mnist_vs_fashion_is_large_and_mixing_lowers_it(real_features):
     assert scores[0] > 2.5 * scores[2]
 
 
-@needs_net
-def test_fast_features_equal_the_torchscript_reference(extractor):
-    # the eager, batch-norm-folded, channels_last copy against the shipped TorchScript graph
-    assert extractor.fast and extractor.protocol["implementation"].startswith("eager")
-    reference = F.InceptionFeatures("cpu", fast=False)
+@pytest.fixture(scope="module")
+def torchscript_features():
+    if not HAVE_NET:
+        pytest.skip(f"FID network unavailable: {WHY_NOT}")
     x = np.concatenate([real_images("mnist", 2), real_images("fashion-mnist", 2)])
-    fast, ref = extractor.features(x, batch_size=4), reference.features(x, batch_size=4)
+    return x, F.InceptionFeatures("cpu", fast=False).features(x, batch_size=4)
+
+
+@needs_net
+@pytest.mark.parametrize("backend", ["folded", "openvino"])
+def test_fast_features_equal_the_torchscript_reference(backend, torchscript_features):
+    # the eager, batch-norm-folded, channels_last copy and its OpenVINO compilation against
+    # the shipped TorchScript graph
+    if backend == "openvino" and not F._openvino_importable():
+        pytest.skip("openvino is not installed (pip install -e '.[fid]')")
+    x, ref = torchscript_features
+    extractor = F.InceptionFeatures("cpu", backend=backend)
+    assert extractor.fast and extractor.protocol["implementation"] == F.BACKENDS[backend]
+    fast = extractor.features(x, batch_size=4)
     assert np.abs(fast - ref).max() <= 1e-4 * np.abs(ref).max()
     # per image, the features' direction agrees to 1e-8 (cosine similarity)
     cos = (fast * ref).sum(1) / np.linalg.norm(fast, axis=1) / np.linalg.norm(ref, axis=1)
     np.testing.assert_allclose(cos, 1.0, atol=1e-8)
+    # any batch size gives the same features (the OpenVINO graph has a dynamic batch)
+    np.testing.assert_allclose(extractor.features(x, batch_size=3), fast, rtol=0, atol=1e-5)
+
+
+def test_backend_choice_and_refusals(monkeypatch):
+    if not HAVE_NET:
+        pytest.skip(f"FID network unavailable: {WHY_NOT}")
+    monkeypatch.setattr(F, "_openvino_importable", lambda: False)
+    assert F.InceptionFeatures("cpu").backend == "folded"  # auto without openvino
+    assert F.InceptionFeatures("cpu", fast=False).backend == "torchscript"
+    with pytest.raises(ValueError, match="unknown FID back end 'tensorrt'"):
+        F.InceptionFeatures("cpu", backend="tensorrt")
+    with pytest.raises(ValueError, match="runs on the CPU, not on cuda"):
+        F.InceptionFeatures("cuda", backend="openvino")
