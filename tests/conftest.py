@@ -4,6 +4,7 @@ tests will be skipped, instead of leaving it to the short summary of -ra."""
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 from pathlib import Path
 
@@ -48,3 +49,19 @@ def pytest_report_header(config) -> list[str]:
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     for line in missing_resources():
         terminalreporter.write_line(f"note: {line}", yellow=True)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject's default): one worker per core, at most 4 (each holds its own
+    torch, and a few tests start processes of their own)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist, each worker and the processes it starts use one thread, so that
+    the workers share the cores instead of oversubscribing them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
