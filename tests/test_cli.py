@@ -1,4 +1,6 @@
-"""The command line end to end, in subprocesses, as a user runs it."""
+"""The command line end to end, in subprocesses, as a user runs it (and, after a run is
+trained in one, its follow-up commands through the same entry point in this process: the
+same code, without a torch import per command)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from PIL import Image
 
 import waekit
 from waekit.checkpoint import load_checkpoint
+from waekit.cli import main
 from waekit.run import load_run
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -77,8 +80,17 @@ def waekit_cli(*args: str, check: bool = True, **kw) -> subprocess.CompletedProc
     return proc
 
 
+def waekit_main(capsys, *args: str) -> str:
+    """``waekit ARGS`` through :func:`waekit.cli.main` in this process; its stdout."""
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    assert code == 0, f"waekit {' '.join(args)} exited {code}:\n{out}\n{err}"
+    return out
+
+
 @pytest.mark.slow
-def test_train_then_sample_reconstruct_interpolate_encode(tmp_path):
+def test_train_then_sample_reconstruct_interpolate_encode(tmp_path, capsys):
     run = tmp_path / "run"
     waekit_cli(
         "train",
@@ -102,7 +114,7 @@ def test_train_then_sample_reconstruct_interpolate_encode(tmp_path):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "train"] == [2, 4, 6]
 
-    waekit_cli("sample", str(run), "-n", "10", "--out", str(tmp_path / "s.npz"))
+    waekit_main(capsys, "sample", str(run), "-n", "10", "--out", str(tmp_path / "s.npz"))
     samples = np.load(tmp_path / "s.npz")["images"]
     assert samples.shape == (10, 1, 28, 28) and samples.dtype == np.uint8
     # The CLI's samples are the model's decoded prior draws for seed 0.
@@ -111,22 +123,22 @@ def test_train_then_sample_reconstruct_interpolate_encode(tmp_path):
 
     assert np.array_equal(samples, sample(model, 10, seed=0))
 
-    waekit_cli("sample", str(run), "-n", "16", "--nrow", "4")
+    waekit_main(capsys, "sample", str(run), "-n", "16", "--nrow", "4")
     grid = np.asarray(Image.open(run / "samples.png"))
     assert grid.shape[:2] == (4 * 30 + 2, 4 * 30 + 2)
 
-    waekit_cli("reconstruct", str(run), "-n", "8", "--nrow", "4")
+    waekit_main(capsys, "reconstruct", str(run), "-n", "8", "--nrow", "4")
     assert np.asarray(Image.open(run / "reconstructions.png")).shape[:2] == (4 * 30 + 2, 4 * 30 + 2)
 
-    waekit_cli("interpolate", str(run), "--pairs", "2", "--steps", "5")
+    waekit_main(capsys, "interpolate", str(run), "--pairs", "2", "--steps", "5")
     assert np.asarray(Image.open(run / "interpolations.png")).shape[:2] == (2 * 30 + 2, 5 * 30 + 2)
 
-    waekit_cli("encode", str(run), "--out", str(tmp_path / "codes.npz"))
+    waekit_main(capsys, "encode", str(run), "--out", str(tmp_path / "codes.npz"))
     codes = np.load(tmp_path / "codes.npz")
     assert codes["codes"].shape == (40, 2) and codes["labels"].shape == (40,)
     assert np.isfinite(codes["codes"]).all()
     # Without --out the codes go into the run folder, named after the split.
-    printed = waekit_cli("encode", str(run)).stdout
+    printed = waekit_main(capsys, "encode", str(run))
     assert f"wrote {run / 'codes-test.npz'}" in printed
     assert np.array_equal(np.load(run / "codes-test.npz")["codes"], codes["codes"])
 

@@ -26,7 +26,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-TRAIN_STEPS = 40
+TRAIN_STEPS = 10
 
 _FENCE = re.compile(
     r"(?:<!--\s*not run:\s*(?P<reason>[^>]*?)\s*-->\s*\n)?```(?P<lang>\w+)\n(?P<body>.*?)```",

@@ -180,13 +180,15 @@ def test_fast_features_equal_the_torchscript_reference(backend, torchscript_feat
     np.testing.assert_allclose(extractor.features(x, batch_size=3), fast, rtol=0, atol=1e-5)
 
 
-def test_backend_choice_and_refusals(monkeypatch):
-    if not HAVE_NET:
-        pytest.skip(f"FID network unavailable: {WHY_NOT}")
-    monkeypatch.setattr(F, "_openvino_importable", lambda: False)
-    assert F.InceptionFeatures("cpu").backend == "folded"  # auto without openvino
-    assert F.InceptionFeatures("cpu", fast=False).backend == "torchscript"
+def test_backend_choice_and_refusals():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert F.choose_backend(cpu, "auto", openvino=True) == "openvino"
+    assert F.choose_backend(cpu, "auto", openvino=False) == "folded"
+    assert F.choose_backend(cuda, "auto", openvino=True) == "folded"
+    assert F.choose_backend(cpu, "torchscript", openvino=True) == "torchscript"
     with pytest.raises(ValueError, match="unknown FID back end 'tensorrt'"):
-        F.InceptionFeatures("cpu", backend="tensorrt")
+        F.choose_backend(cpu, "tensorrt")
     with pytest.raises(ValueError, match="runs on the CPU, not on cuda"):
-        F.InceptionFeatures("cuda", backend="openvino")
+        F.choose_backend(cuda, "openvino")
+    with pytest.raises(ValueError, match="runs on the CPU, not on cuda"):
+        F.InceptionFeatures("cuda", backend="openvino")  # refused before any weights load

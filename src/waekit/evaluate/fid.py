@@ -47,6 +47,7 @@ __all__ = [
     "FEATURE_DIM",
     "GaussianStatistics",
     "InceptionFeatures",
+    "choose_backend",
     "inception_available",
     "inception_weights_path",
     "tf_bilinear_resize",
@@ -206,6 +207,28 @@ def _openvino_importable() -> bool:
         return False
 
 
+def choose_backend(
+    device: torch.device, backend: str = "auto", openvino: bool | None = None
+) -> str:
+    """The FID back end that runs on ``device`` (see :class:`InceptionFeatures`): 'auto' is
+    'openvino' on the CPU when it is installed (``openvino``: whether it is; looked up when
+    None), else 'folded'. ValueError for an unknown back end or OpenVINO off the CPU."""
+    if backend == "auto":
+        if openvino is None:
+            openvino = _openvino_importable()
+        backend = "openvino" if device.type == "cpu" and openvino else "folded"
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"unknown FID back end {backend!r}; choose one of {', '.join(BACKENDS)} or auto"
+        )
+    if backend == "openvino" and device.type != "cpu":
+        raise ValueError(
+            f"the openvino FID back end runs on the CPU, not on {device}; "
+            "use backend='folded' there"
+        )
+    return backend
+
+
 class InceptionFeatures:
     """The FID feature extractor: uint8 images (N, C, H, W) -> (N, 2048) float64 features.
 
@@ -237,20 +260,7 @@ class InceptionFeatures:
         if isinstance(device, str) and device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        if not fast:
-            backend = "torchscript"
-        if backend == "auto":
-            on_cpu = self.device.type == "cpu"
-            backend = "openvino" if on_cpu and _openvino_importable() else "folded"
-        if backend not in BACKENDS:
-            raise ValueError(
-                f"unknown FID back end {backend!r}; choose one of {', '.join(BACKENDS)} or auto"
-            )
-        if backend == "openvino" and self.device.type != "cpu":
-            raise ValueError(
-                f"the openvino FID back end runs on the CPU, not on {self.device}; "
-                "use backend='folded' there"
-            )
+        backend = choose_backend(self.device, "torchscript" if not fast else backend)
         if weights is None:
             ok, reason = inception_available()
             if not ok:
