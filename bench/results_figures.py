@@ -1,21 +1,21 @@
-"""The tables and figures of docs/results.md, from the run folders of bench/results.sh.
+"""The figures of docs/results.md, from the run folders of bench/results.sh.
 
-    python bench/results_figures.py runs/results docs/results
+    python bench/results_figures.py runs/results docs/results --one-d runs/one-d
 
-For each data set (runs named ``*-mnist`` and ``*-fashion``) it writes one PNG per figure
-type, the runs side by side: ``samples-<data>.png`` (64 decoded prior draws, seed 0, the
-same draws for every run), ``recon-<data>.png`` (the same 16 test images for every run; odd
-rows real, even rows reconstructed) and ``interp-<data>.png`` (the same 4 pairs of test
-images, 8 points on the segment between their codes). For the one-dimensional run it
-writes ``wae-gan-mnist-1d.png``: per-label box plots of the code of every test image, and
-the decoder's images along the code axis. It prints the Markdown tables: every number is
-read from the runs' metrics.json (``waekit evaluate``), times.tsv and peer.json.
+For each data set (ROOT/mnist, ROOT/fashion) it writes one PNG per figure type with the
+runs of one training seed (``--seed``, default 0) side by side, in the order of ORDER:
+``samples-<data>.png`` (64 decoded prior draws, seed 0, the same draws for every run),
+``recon-<data>.png`` (the same 16 test images for every run; odd rows real, even rows
+reconstructed) and ``interp-<data>.png`` (the same 4 pairs of test images, 8 points on the
+segment between their codes). ``--one-d RUN`` (a run of the wae-gan-mnist-1d preset)
+writes ``wae-gan-mnist-1d.png``: per-label box plots of the code of every test image, the
+decoder's images along the code axis and random samples. The tables come from
+bench/results_table.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -27,26 +27,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from waekit.evaluate.run import read_metrics_json  # noqa: E402
 from waekit.generate import encode, to_float  # noqa: E402
 from waekit.report.grids import image_grid, interpolation_grid, reconstruction_grid  # noqa: E402
 from waekit.run import load_run  # noqa: E402
 
-DATASETS = {"mnist": "MNIST (10,000 training images)", "fashion": "Fashion-MNIST (60,000)"}
+DATASETS = ("mnist", "fashion")
 ORDER = ("vae", "wae-mmd", "wae-gan", "infovae", "pythae-vae", "pythae-wae-mmd")
-COLUMNS = (  # (metric, header, digits)
-    ("fid_samples", "FID samples", 1),
-    ("fid_gmm_samples", "FID GMM samples", 1),
-    ("fid_reconstructions", "FID recon.", 1),
-    ("sharpness_samples", "sharpness samples", 4),
-    ("sharpness_reconstructions", "sharpness recon.", 4),
-    ("recon_cost", "test recon. cost", 2),
-    ("recon_mse", "test MSE", 4),
-    ("mmd2_codes_prior", "MMD² codes", 4),
-    ("ot_samples_test", "OT samples-test", 2),
-    ("ot_codes_prior", "OT codes-prior", 3),
-    ("iw_bound", "IW bound (nats)", 1),
-)
 
 
 @torch.inference_mode()
@@ -92,46 +78,8 @@ def _panel(grids: list[tuple[str, np.ndarray]], path: Path) -> None:
     Image.open(path).convert("L").save(path, optimize=True)  # grey images: a third the bytes
 
 
-def _times(root: Path) -> dict[str, tuple[float, float]]:
-    path = root / "times.tsv"
-    if not path.is_file():
-        return {}
-    with path.open() as f:
-        return {r[0]: (float(r[1]), float(r[2])) for r in csv.reader(f, delimiter="\t")}
-
-
-def _fmt(value, digits: int) -> str:
-    return "n/a" if value is None else f"{value:,.{digits}f}"
-
-
-def _table(runs: dict, n_train: int, times: dict) -> list[str]:
-    head = ["run", *[h for _, h, _ in COLUMNS], "train (s)", "images/s", "evaluate (s)"]
-    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
-    real = None
-    for name, run in runs.items():
-        result = read_metrics_json(run.dir) or {"metrics": {}}
-        m = result["metrics"]
-        real = real or m.get("sharpness_test")
-        train_s, eval_s = times.get(name, (None, None))
-        rate = None if train_s is None else n_train * run.config.train.epochs / train_s
-        lines.append(
-            "| "
-            + " | ".join(
-                [name]
-                + [_fmt(m.get(k, {}).get("value"), d) for k, _, d in COLUMNS]
-                + [_fmt(train_s, 0), _fmt(rate, 0), _fmt(eval_s, 0)]
-            )
-            + " |"
-        )
-    if real is not None:
-        cells = ["real test images"] + ["" for _ in COLUMNS] + ["", "", ""]
-        cells[1 + [k for k, _, _ in COLUMNS].index("sharpness_samples")] = _fmt(real["value"], 4)
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def _one_d(root: Path, out: Path) -> None:
-    run = load_run(root / "wae-gan-mnist-1d", device="cpu")
+def _one_d(run_dir: Path, out: Path) -> None:
+    run = load_run(run_dir, device="cpu")
     test = run.dataset()
     codes = encode(run.model, np.asarray(test.images))[:, 0]
     labels = np.asarray(test.labels)
@@ -170,26 +118,24 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", type=Path)
     ap.add_argument("out", type=Path)
+    ap.add_argument("--seed", type=int, default=0, help="the training seed whose runs are shown")
+    ap.add_argument("--one-d", type=Path, default=None, help="a run of wae-gan-mnist-1d")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    times = _times(args.runs)
-    for key, title in DATASETS.items():
-        names = [
-            f"{m}-{key}" for m in ORDER if (args.runs / f"{m}-{key}" / "config.yaml").is_file()
-        ]
-        if not names:
+    for key in DATASETS:
+        dirs = {m: args.runs / key / m / f"seed-{args.seed}" for m in ORDER}
+        runs = {
+            m: load_run(d, device="cpu") for m, d in dirs.items() if (d / "config.yaml").is_file()
+        }
+        if not runs:
             continue
-        runs = {n: load_run(args.runs / n, device="cpu") for n in names}
-        first = runs[names[0]]  # every run of a data set reads the same images
-        print(f"\n### {title}\n")
-        print("\n".join(_table(runs, len(first.dataset("train").images), times)))
-        test = np.asarray(first.dataset().images)
-        grids = {n: _grids(run, test) for n, run in runs.items()}
+        test = np.asarray(next(iter(runs.values())).dataset().images)  # the same for every run
+        grids = {m: _grids(run, test) for m, run in runs.items()}
         for kind in ("samples", "recon", "interp"):
-            _panel([(n, g[kind]) for n, g in grids.items()], args.out / f"{kind}-{key}.png")
-    if (args.runs / "wae-gan-mnist-1d" / "config.yaml").is_file():
-        _one_d(args.runs, args.out)
-    print(f"\nfigures in {args.out}", file=sys.stderr)
+            _panel([(m, g[kind]) for m, g in grids.items()], args.out / f"{kind}-{key}.png")
+    if args.one_d is not None:
+        _one_d(args.one_d, args.out)
+    print(f"figures in {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -176,6 +176,13 @@ def test_fast_features_equal_the_torchscript_reference(backend, torchscript_feat
     # per image, the features' direction agrees to 1e-8 (cosine similarity)
     cos = (fast * ref).sum(1) / np.linalg.norm(fast, axis=1) / np.linalg.norm(ref, axis=1)
     np.testing.assert_allclose(cos, 1.0, atol=1e-8)
+    if backend == "openvino":  # fp32 (not the bf16 OpenVINO picks on some CPUs), unpinned
+        import openvino
+
+        compiled = extractor.openvino_request.get_compiled_model()
+        assert compiled.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.f32
+        assert compiled.get_property("ENABLE_CPU_PINNING") is False
+        assert compiled.get_property("INFERENCE_NUM_THREADS") == torch.get_num_threads()
     # any batch size gives the same features (the OpenVINO graph has a dynamic batch)
     np.testing.assert_allclose(extractor.features(x, batch_size=3), fast, rtol=0, atol=1e-5)
 

@@ -290,6 +290,8 @@ class InceptionFeatures:
         else:
             request = openvino_inception(fold_inception(scripted, channels_last=False))
             self.net = lambda x: torch.from_numpy(request.infer([x.numpy()])[0].copy())
+        #: the OpenVINO inference request of the 'openvino' back end (None for the others)
+        self.openvino_request = request if backend == "openvino" else None
         # not part of FID_PROTOCOL (nor of cache keys): every back end gives the same features
         self.protocol = {
             **FID_PROTOCOL,

@@ -217,7 +217,8 @@ def openvino_inception(folded: FoldedInception, threads: int | None = None) -> A
     """``folded``'s graph compiled by OpenVINO for the CPU: a callable from a float32 array
     (n, 3, 299, 299) to its (n, 2048) features, any n. Inference runs in fp32
     (``INFERENCE_PRECISION_HINT``: OpenVINO would otherwise pick bf16 on CPUs that have it)
-    on ``threads`` threads (default: torch's). Raises ImportError without openvino."""
+    on ``threads`` threads (default: torch's), not pinned to cores. Raises ImportError
+    without openvino."""
     import openvino
     import openvino.opset13 as ops
 
@@ -229,5 +230,8 @@ def openvino_inception(folded: FoldedInception, threads: int | None = None) -> A
     config = {
         "INFERENCE_PRECISION_HINT": "f32",
         "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+        # no pinning: OpenVINO would pin its threads to the first cores, so that two
+        # single-thread processes (e.g. jobs run side by side) shared one core
+        "ENABLE_CPU_PINNING": False,
     }
     return openvino.Core().compile_model(model, "CPU", config).create_infer_request()
