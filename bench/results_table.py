@@ -28,6 +28,7 @@ COLUMNS = [
     ("kid_samples", "KID x 10^3", 1e3, 1),
     ("precision_samples", "precision", 1.0, 3),
     ("recall_samples", "recall", 1.0, 3),
+    ("sharpness_samples", "sharpness x 10^3", 1e3, 1),
     ("recon_mse", "recon MSE x 10^3", 1e3, 2),
     ("mmd2_codes_prior_sampled", "MMD^2(Q_Z, P_Z) x 10^3", 1e3, 2),
 ]
