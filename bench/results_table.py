@@ -33,6 +33,19 @@ COLUMNS = [
     ("mmd2_codes_prior_sampled", "MMD^2(Q_Z, P_Z) x 10^3", 1e3, 2),
 ]
 
+#: the order of the rows (labels not named here follow, sorted)
+ORDER = [
+    "vae",
+    "vae-fp32",
+    "pythae-vae",
+    "wae-mmd",
+    "wae-mmd-fp32",
+    "pythae-wae-mmd",
+    "wae-mmd-scale1",
+    "wae-gan",
+    "infovae",
+]
+
 #: (a, b, what the comparison asks)
 COMPARISONS = [
     ("vae", "pythae-vae", "waekit (bf16 auto) vs pythae, the same VAE objective"),
@@ -95,7 +108,11 @@ def collect(root: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
             runs = [r for r in runs if r is not None]
             if runs:
                 out.setdefault(data_dir.name, {})[label_dir.name] = runs
-    return out
+    rank = {label: i for i, label in enumerate(ORDER)}
+    return {
+        data: dict(sorted(labels.items(), key=lambda kv: (rank.get(kv[0], len(ORDER)), kv[0])))
+        for data, labels in out.items()
+    }
 
 
 def stats(runs: list[dict[str, Any]], key: str) -> tuple[float, float | None, int] | None:
