@@ -417,7 +417,7 @@ def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_taken_over(tmp_
         with pytest.raises(ConfigError) as info:
             _trainer(_config(steps=2), tmp_path / "run")
         assert str(info.value) == (
-            f"{tmp_path / 'run'} is being written by another waekit train (pid {holder.pid}); "
+            f"{tmp_path / 'run'} is being written by another waekit process (pid {holder.pid}); "
             f"wait for it to end, stop it with `kill {holder.pid}`, or choose another --out"
         )
     finally:

@@ -226,14 +226,17 @@ def resume_differences(stored: RunConfig, given: RunConfig) -> list[str]:
 
 # -- the lock ---------------------------------------------------------------------------------
 class RunLock:
-    """An exclusive ``flock`` on RUN_DIR/.lock, which holds the writer's pid.
+    """An exclusive ``flock`` on RUN_DIR/.lock, which holds the writer's pid and what it is
+    (``waekit train``, ``waekit evaluate``).
 
     The kernel drops the lock when its process ends, however it ends, so a lock file left by
-    a killed process is free and is simply taken over.
+    a killed process is free and is simply taken over. ``fix`` ends the refusal's sentence
+    with what else the refused command can do.
     """
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, what: str = "waekit train", fix: str = ""):
         self.path = run_dir / LOCK_FILE
+        self.what, self.fix = what, fix
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -244,22 +247,31 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            held = os.pread(fd, 64, 0).decode(errors="replace").split(maxsplit=1)
             os.close(fd)
             if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
+            pid = held[0] if held else "unknown"
+            what = held[1].strip() if len(held) > 1 else "another waekit process"
             raise ConfigError(
-                f"{self.path.parent} is being written by another waekit train (pid {holder}); "
-                f"wait for it to end, stop it with `kill {holder}`, or choose another --out"
+                f"{self.path.parent} is being written by {what} (pid {pid}); "
+                f"wait for it to end, stop it with `kill {pid}`{self.fix}"
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {self.what}\n".encode(), 0)
         self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _unwritable(out: Path, exc: OSError) -> ConfigError:
@@ -306,7 +318,7 @@ class RunWriter:
         self.main = main
         self.best_loss = math.inf
         self.writer = None
-        self._lock = RunLock(self.out)
+        self._lock = RunLock(self.out, "waekit train", ", or choose another --out")
         self._created = not self.out.exists()
         if not main:
             return

@@ -181,3 +181,34 @@ def test_cli_evaluate_prints_a_short_table_and_the_file(tmp_path, capsys):
     err = " ".join(out.err.split())
     assert "warning: n = 500 was asked for but the npz test split has only 40 images" in err
     assert saved["n"] == 40 and saved["n_requested"] == 500
+
+
+def test_evaluate_refuses_a_run_that_another_process_writes(tmp_path, capsys):
+    """A run being trained (or evaluated) is not measured: its weights are about to change,
+    and two writers of metrics.json would silently mix. One line names the holder."""
+    import os
+
+    from waekit.cli import main
+    from waekit.errors import ConfigError
+    from waekit.run import RunLock
+
+    run_dir = make_run(tmp_path, "wae", "wae-mmd")
+    with RunLock(run_dir, "waekit train"):
+        with pytest.raises(ConfigError) as info:
+            evaluate_run(run_dir, n=10, device="cpu", fid=False)
+        assert str(info.value) == (
+            f"{run_dir} is being written by waekit train (pid {os.getpid()}); "
+            f"wait for it to end, stop it with `kill {os.getpid()}`"
+        )
+        code = main(["evaluate", str(run_dir), "--no-fid", "--device", "cpu"])
+        err = capsys.readouterr().err
+        assert code == 1 and len(err.strip().splitlines()) == 1
+        assert "is being written by waekit train" in err
+        assert not (run_dir / "metrics.json").exists()
+        # measuring without writing reads the files only, and is allowed
+        assert evaluate_run(run_dir, n=10, device="cpu", fid=False, write=False)["n"] == 10
+    # the evaluation holds the lock as "waekit evaluate", then lets go of it
+    evaluate_run(run_dir, n=10, device="cpu", fid=False)
+    assert (run_dir / ".lock").read_text() == f"{os.getpid()} waekit evaluate\n"
+    with RunLock(run_dir):
+        pass

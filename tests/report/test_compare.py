@@ -5,8 +5,8 @@ import shlex
 import statistics
 
 import pytest
-from conftest import SEED_METRICS, set_seed, write_metrics
 from report_pages import parse
+from seed_metrics import SEED_METRICS, set_seed, write_metrics
 from waekit_testruns import make_run
 
 from waekit.cli import main

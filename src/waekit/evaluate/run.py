@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -608,7 +608,7 @@ def evaluate_run(
     Deterministic given ``seed``.
     """
     from waekit.io import atomic_write_text
-    from waekit.run import load_run
+    from waekit.run import RunLock, load_run
 
     fid_sets = tuple(dict.fromkeys(fid_sets))
     unknown = [s for s in fid_sets if s not in IMAGE_SETS]
@@ -619,143 +619,159 @@ def evaluate_run(
         )
     started = time.time()
     run = load_run(run_dir, device=device)
-    model = run.model.eval()
-    dev, mcfg = run.device, run.model.config
-    data_name = run.config.data.name
-    bs = batch_size or (200 if dev.type == "cuda" else 50)
+    # one writer of metrics.json at a time, and none while the run is being trained
+    lock = RunLock(Path(run_dir), "waekit evaluate") if write else nullcontext()
+    with lock:
+        model = run.model.eval()
+        dev, mcfg = run.device, run.model.config
+        data_name = run.config.data.name
+        bs = batch_size or (200 if dev.type == "cuda" else 50)
 
-    test = run.dataset()
-    images = np.asarray(test.images)
-    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(model.image_shape):
-        raise DataError(
-            f"the test images have shape {tuple(images.shape[1:])} but the model was trained "
-            f"on {tuple(model.image_shape)}; evaluate with the run's own data set"
+        test = run.dataset()
+        images = np.asarray(test.images)
+        if images.ndim != 4 or tuple(images.shape[1:]) != tuple(model.image_shape):
+            raise DataError(
+                f"the test images have shape {tuple(images.shape[1:])} but the model was trained "
+                f"on {tuple(model.image_shape)}; evaluate with the run's own data set"
+            )
+        split = getattr(test, "split", None) or run.config.data.test_split
+        description = getattr(test, "description", "") or data_name
+        n_requested = n
+        n = min(n or default_n(dev), images.shape[0])
+        if n < 2:
+            raise DataError(f"the test split has {images.shape[0]} images; evaluation needs >= 2")
+        warnings_: list[str] = []
+        if n_requested is not None and n_requested > n:
+            warnings_.append(
+                f"n = {n_requested} was asked for but the {description} {split} split has only "
+                f"{images.shape[0]} images: every metric uses n = {n}"
+            )
+        note = getattr(test, "note", None)
+        if note:
+            warnings_.append(note)
+        for text in warnings_:
+            log.warning(text)
+        idx = np.sort(_rng(seed, "test").choice(images.shape[0], size=n, replace=False))
+        real_u8 = np.ascontiguousarray(images[idx])
+        options = Options(
+            ot_n=ot_n,
+            mmd_n=mmd_n,
+            iw_k=iw_k,
+            iw_n=iw_n,
+            kid_subsets=kid_subsets,
+            bootstrap=bootstrap,
         )
-    split = getattr(test, "split", None) or run.config.data.test_split
-    description = getattr(test, "description", "") or data_name
-    n_requested = n
-    n = min(n or default_n(dev), images.shape[0])
-    if n < 2:
-        raise DataError(f"the test split has {images.shape[0]} images; evaluation needs >= 2")
-    warnings_: list[str] = []
-    if n_requested is not None and n_requested > n:
-        warnings_.append(
-            f"n = {n_requested} was asked for but the {description} {split} split has only "
-            f"{images.shape[0]} images: every metric uses n = {n}"
-        )
-    note = getattr(test, "note", None)
-    if note:
-        warnings_.append(note)
-    for text in warnings_:
-        log.warning(text)
-    idx = np.sort(_rng(seed, "test").choice(images.shape[0], size=n, replace=False))
-    real_u8 = np.ascontiguousarray(images[idx])
-    options = Options(
-        ot_n=ot_n, mmd_n=mmd_n, iw_k=iw_k, iw_n=iw_n, kid_subsets=kid_subsets, bootstrap=bootstrap
-    )
 
-    result: dict[str, Any] = {
-        "format": FORMAT,
-        "run": str(Path(run_dir)),
-        "model": {
-            "name": mcfg.name,
-            "latent_dim": mcfg.latent_dim,
-            "encoder": mcfg.encoder,
-            "recon": mcfg.recon,
-            "prior_var": mcfg.prior_var,
-        },
-        "data": {
-            "name": data_name,
-            "description": description,
-            "split": split,
-            "size": int(images.shape[0]),
-        },
-        "n": n,
-        "n_requested": n_requested,
-        "seed": seed,
-        "device": str(dev),
-        "codes": "posterior means (the encoder's mu) of the test images; metrics named "
-        "*_sampled use codes drawn from q(z|x) (the aggregate posterior Q_Z)",
-        "fid_protocol": None,
-        "warnings": warnings_,
-        "metrics": {},
-        "skipped": {},
-    }
+        result: dict[str, Any] = {
+            "format": FORMAT,
+            "run": str(Path(run_dir)),
+            "model": {
+                "name": mcfg.name,
+                "latent_dim": mcfg.latent_dim,
+                "encoder": mcfg.encoder,
+                "recon": mcfg.recon,
+                "prior_var": mcfg.prior_var,
+            },
+            "data": {
+                "name": data_name,
+                "description": description,
+                "split": split,
+                "size": int(images.shape[0]),
+            },
+            "n": n,
+            "n_requested": n_requested,
+            "seed": seed,
+            "device": str(dev),
+            "codes": "posterior means (the encoder's mu) of the test images; metrics named "
+            "*_sampled use codes drawn from q(z|x) (the aggregate posterior Q_Z)",
+            "fid_protocol": None,
+            "warnings": warnings_,
+            "metrics": {},
+            "skipped": {},
+        }
 
-    ok, reason = inception_available() if fid else (False, "disabled (fid=False)")
-    extractor = InceptionFeatures(dev) if ok else None
+        ok, reason = inception_available() if fid else (False, "disabled (fid=False)")
+        extractor = InceptionFeatures(dev) if ok else None
 
-    def features(name: str, u8: np.ndarray, real: bool = False) -> None:
-        if extractor is None or not (real or name in fid_sets):
-            return
-        with _stage(name, n, progress) as update:
-            if real:
-                key = f"{data_name}-{split}"
-                ev.features["test"] = cached_real_features(
-                    key, u8, extractor, cache_dir=cache_dir, batch_size=bs, on_batch=update
+        def features(name: str, u8: np.ndarray, real: bool = False) -> None:
+            if extractor is None or not (real or name in fid_sets):
+                return
+            with _stage(name, n, progress) as update:
+                if real:
+                    key = f"{data_name}-{split}"
+                    ev.features["test"] = cached_real_features(
+                        key, u8, extractor, cache_dir=cache_dir, batch_size=bs, on_batch=update
+                    )
+                else:
+                    ev.features[name] = extractor.features(u8, bs, on_batch=update)
+
+        with torch.inference_mode():
+            ot_m = min(ot_n, n)
+            log.info("reconstructing %d test images", n)
+            rec = _reconstruct(model, real_u8, bs, keep=ot_m)
+            log.info("decoding %d prior samples", n)
+            samples = _decode(
+                model, model.sample_prior(n, _torch_generator(seed, "prior")), bs, ot_m
+            )
+            ev = Evaluation(
+                model=model,
+                device=dev,
+                split=split,
+                seed=seed,
+                n=n,
+                batch_size=bs,
+                real_u8=real_u8,
+                rec=rec,
+                samples=samples,
+                gmm=None,
+                gmm_protocol={},
+                options=options,
+            )
+            features("real stats", real_u8, real=True)
+            features("samples", samples.uint8)
+            features("reconstructions", rec.images.uint8)
+            try:
+                ev.gmm, ev.gmm_protocol = _gmm_images(
+                    run, model, n, seed, gmm_n, gmm_components, bs
                 )
+                features("gmm_samples", ev.gmm.uint8)
+            except (WaekitError, OSError, ValueError, KeyError) as exc:
+                result["skipped"]["gmm"] = f"the GMM sampler needs the train split: {exc}"
+
+            if extractor is None:
+                result["skipped"]["fid"] = reason
             else:
-                ev.features[name] = extractor.features(u8, bs, on_batch=update)
+                protocol = {
+                    **extractor.protocol,
+                    "n": n,
+                    "split": split,
+                    "seed": seed,
+                    "reference": f"{n} random {description} {split} images",
+                }
+                if n < FEATURE_DIM:
+                    protocol["note"] = (
+                        f"n = {n} < {FEATURE_DIM}: the covariances are singular (handled exactly); "
+                        "FID is biased upward at small n, so compare numbers at equal n only, or "
+                        "compare FID_inf and KID, which are not biased so"
+                    )
+                protocol["sets"] = list(fid_sets)
+                result["fid_protocol"] = ev.fid_protocol = protocol
 
-    with torch.inference_mode():
-        ot_m = min(ot_n, n)
-        log.info("reconstructing %d test images", n)
-        rec = _reconstruct(model, real_u8, bs, keep=ot_m)
-        log.info("decoding %d prior samples", n)
-        samples = _decode(model, model.sample_prior(n, _torch_generator(seed, "prior")), bs, ot_m)
-        ev = Evaluation(
-            model=model,
-            device=dev,
-            split=split,
-            seed=seed,
-            n=n,
-            batch_size=bs,
-            real_u8=real_u8,
-            rec=rec,
-            samples=samples,
-            gmm=None,
-            gmm_protocol={},
-            options=options,
-        )
-        features("real stats", real_u8, real=True)
-        features("samples", samples.uint8)
-        features("reconstructions", rec.images.uint8)
-        try:
-            ev.gmm, ev.gmm_protocol = _gmm_images(run, model, n, seed, gmm_n, gmm_components, bs)
-            features("gmm_samples", ev.gmm.uint8)
-        except (WaekitError, OSError, ValueError, KeyError) as exc:
-            result["skipped"]["gmm"] = f"the GMM sampler needs the train split: {exc}"
-
-        if extractor is None:
-            result["skipped"]["fid"] = reason
-        else:
-            protocol = {
-                **extractor.protocol,
-                "n": n,
+            result["code_statistics"] = {
+                **mx.code_statistics(rec.codes),
                 "split": split,
                 "seed": seed,
-                "reference": f"{n} random {description} {split} images",
             }
-            if n < FEATURE_DIM:
-                protocol["note"] = (
-                    f"n = {n} < {FEATURE_DIM}: the covariances are singular (handled exactly); "
-                    "FID is biased upward at small n, so compare numbers at equal n only, or "
-                    "compare FID_inf and KID, which are not biased so"
-                )
-            protocol["sets"] = list(fid_sets)
-            result["fid_protocol"] = ev.fid_protocol = protocol
+            for metric in METRICS:
+                try:
+                    result["metrics"].update(metric(ev))
+                except Skip as skip:
+                    if skip.name != "inception":  # already recorded as 'fid'
+                        result["skipped"][skip.name] = skip.reason
 
-        result["code_statistics"] = {**mx.code_statistics(rec.codes), "split": split, "seed": seed}
-        for metric in METRICS:
-            try:
-                result["metrics"].update(metric(ev))
-            except Skip as skip:
-                if skip.name != "inception":  # already recorded as 'fid'
-                    result["skipped"][skip.name] = skip.reason
-
-    result["seconds"] = round(time.time() - started, 2)
-    if write:
-        atomic_write_text(Path(run_dir) / METRICS_JSON, json.dumps(result, indent=2) + "\n")
+        result["seconds"] = round(time.time() - started, 2)
+        if write:
+            atomic_write_text(Path(run_dir) / METRICS_JSON, json.dumps(result, indent=2) + "\n")
     return result
 
 
