@@ -31,6 +31,7 @@ COLUMNS = [
     ("sharpness_samples", "sharpness x 10^3", 1e3, 1),
     ("recon_mse", "recon MSE x 10^3", 1e3, 2),
     ("mmd2_codes_prior_sampled", "MMD^2(Q_Z, P_Z) x 10^3", 1e3, 2),
+    ("holdout_loss", "held-out loss", 1.0, 2),
 ]
 
 #: the order of the rows (labels not named here follow, sorted)
@@ -52,6 +53,8 @@ COMPARISONS = [
     ("vae-fp32", "pythae-vae", "waekit fp32 vs pythae, the same VAE objective"),
     ("wae-mmd", "pythae-wae-mmd", "waekit (bf16 auto) vs pythae, the same WAE-MMD objective"),
     ("wae-mmd-fp32", "pythae-wae-mmd", "waekit fp32 vs pythae, the same WAE-MMD objective"),
+    ("vae", "vae-fp32", "quality guard: bf16 autocast + channels_last vs fp32, VAE"),
+    ("wae-mmd", "wae-mmd-fp32", "quality guard: bf16 autocast + channels_last vs fp32, WAE-MMD"),
     ("wae-mmd", "wae-mmd-scale1", "official cost scale 0.05 vs the paper text's 1.0"),
     ("wae-mmd", "vae", "WAE-MMD vs VAE"),
     ("wae-gan", "vae", "WAE-GAN vs VAE"),
@@ -76,6 +79,11 @@ def _run_record(run_dir: Path) -> dict[str, Any] | None:
         "library": "waekit",
         "n_fid": result["fid_protocol"]["n"] if result.get("fid_protocol") else None,
     }
+    records = [
+        json.loads(line)
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     peer = run_dir / "peer.json"
     if peer.is_file():
         info = json.loads(peer.read_text())
@@ -83,14 +91,14 @@ def _run_record(run_dir: Path) -> dict[str, Any] | None:
         rec["precision"] = "fp32"  # pythae's trainer has no autocast
         rec["images_per_s"] = info["images_per_s"]
     else:
-        rates = [
-            json.loads(line).get("images_per_s")
-            for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-            if line.strip()
-        ]
-        rates = [r for r in rates if r is not None]
+        rates = [r["images_per_s"] for r in records if r.get("images_per_s") is not None]
         rec["images_per_s"] = statistics.median(rates) if rates else None
+    # the training objective on the held-out test images, at the last evaluation
+    evals = [r["holdout_loss"] for r in records if r.get("holdout_loss") is not None]
+    rec["holdout_loss"] = evals[-1] if evals else None
     for key, _, scale, _ in COLUMNS:
+        if key == "holdout_loss":
+            continue
         entry = result["metrics"].get(key)
         if entry is None and key.endswith("_sampled"):
             # a deterministic encoder: Q_Z is the push-forward of the codes themselves
@@ -161,8 +169,13 @@ def comparison_table(labels: dict[str, list[dict[str, Any]]]) -> str:
         if a not in labels or b not in labels:
             continue
         cells = [f"{a} - {b}", question]
+        same_objective = all(
+            labels[a][0][k] == labels[b][0][k] for k in ("model", "recon", "recon_scale")
+        )
         for key, _, _, digits in keys:
-            c = compare(labels[a], labels[b], key)
+            # a held-out loss is in its objective's units: compared within one objective only
+            comparable = key != "holdout_loss" or same_objective
+            c = compare(labels[a], labels[b], key) if comparable else None
             if c is None:
                 cells.append("-")
                 continue
