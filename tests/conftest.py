@@ -4,6 +4,7 @@ tests will be skipped, instead of leaving it to the short summary of -ra."""
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -28,6 +29,12 @@ def missing_resources() -> tuple[str, ...]:
             "chromium is not installed: the report's browser tests are skipped; "
             "install it with: apt-get install -y chromium"
         )
+    if importlib.util.find_spec("torch_fidelity") is None:
+        missing.append(
+            "torch-fidelity is not installed: the cross-checks of KID, precision/recall and "
+            "FID against it are skipped; install it with: "
+            "python3 -m pip install --no-deps torch-fidelity==0.4.0"
+        )
     try:
         from waekit.evaluate.fid import inception_available
 
@@ -42,7 +49,10 @@ def missing_resources() -> tuple[str, ...]:
 def pytest_report_header(config) -> list[str]:
     missing = missing_resources()
     if not missing:
-        return ["optional resources: real data, chromium and the Inception network all present"]
+        return [
+            "optional resources: real data, chromium, the Inception network and torch-fidelity "
+            "all present"
+        ]
     return [f"SKIPPING SOME TESTS: {line}" for line in missing]
 
 
