@@ -20,7 +20,7 @@ set -euo pipefail -o noglob
 
 DATA=${DATA:-../shared/data}
 OUT=${OUT:-runs/results}
-N=${N:-1000}
+N=${N:-2000}
 SEEDS=${SEEDS:-0 1 2}
 DATASETS=${DATASETS:-mnist}
 PARALLEL=${PARALLEL:-2}
