@@ -93,9 +93,10 @@ def _run_record(run_dir: Path) -> dict[str, Any] | None:
     else:
         rates = [r["images_per_s"] for r in records if r.get("images_per_s") is not None]
         rec["images_per_s"] = statistics.median(rates) if rates else None
-    # the training objective on the held-out test images, at the last evaluation
+    # the training objective on the held-out test images, at the last evaluation; waekit's
+    # trainer only (pythae's evaluation loop batches and draws differently: not comparable)
     evals = [r["holdout_loss"] for r in records if r.get("holdout_loss") is not None]
-    rec["holdout_loss"] = evals[-1] if evals else None
+    rec["holdout_loss"] = evals[-1] if evals and not peer.is_file() else None
     for key, _, scale, _ in COLUMNS:
         if key == "holdout_loss":
             continue
