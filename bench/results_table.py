@@ -85,7 +85,8 @@ def _run_record(run_dir: Path) -> dict[str, Any] | None:
         if line.strip()
     ]
     peer = run_dir / "peer.json"
-    if peer.is_file():
+    by_peer = peer.is_file()
+    if by_peer:
         info = json.loads(peer.read_text())
         rec["library"] = f"{info['library']} {info['version']}"
         rec["precision"] = "fp32"  # pythae's trainer has no autocast
@@ -96,7 +97,7 @@ def _run_record(run_dir: Path) -> dict[str, Any] | None:
     # the training objective on the held-out test images, at the last evaluation; waekit's
     # trainer only (pythae's evaluation loop batches and draws differently: not comparable)
     evals = [r["holdout_loss"] for r in records if r.get("holdout_loss") is not None]
-    rec["holdout_loss"] = evals[-1] if evals and not peer.is_file() else None
+    rec["holdout_loss"] = evals[-1] if evals and not by_peer else None
     for key, _, scale, _ in COLUMNS:
         if key == "holdout_loss":
             continue
