@@ -62,6 +62,10 @@ COMPARISONS = [
     ("infovae", "wae-mmd", "InfoVAE vs WAE-MMD"),
 ]
 
+#: (a, b): pairs of runs whose seed fixes the same initial weights, batch order and noise
+#: (waekit on both sides; only a precision differs), so a seed's difference is meaningful
+PAIRED = [("vae", "vae-fp32"), ("wae-mmd", "wae-mmd-fp32")]
+
 
 def _run_record(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "metrics.json"
@@ -187,6 +191,42 @@ def comparison_table(labels: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def paired(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    """Differences a - b seed by seed, their mean and standard error (sd / sqrt(n))."""
+    bs = {r["seed"]: r.get(key) for r in b}
+    ds = [
+        r[key] - bs[r["seed"]]
+        for r in a
+        if r.get(key) is not None and bs.get(r["seed"]) is not None
+    ]
+    if len(ds) < 2:
+        return None
+    mean, sd = statistics.fmean(ds), statistics.stdev(ds)
+    se = sd / math.sqrt(len(ds))
+    return {"per_seed": ds, "difference": mean, "se": se, "beyond_2se": abs(mean) > 2 * se}
+
+
+def paired_table(labels: dict[str, list[dict[str, Any]]]) -> str:
+    keys = [c for c in COLUMNS if c[0] != "mmd2_codes_prior_sampled"]
+    head = ["a - b", "seeds"] + [c[1] for c in keys]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for a, b in PAIRED:
+        if a not in labels or b not in labels:
+            continue
+        common = sorted({r["seed"] for r in labels[a]} & {r["seed"] for r in labels[b]})
+        cells = [f"{a} - {b}", ", ".join(map(str, common))]
+        for key, _, _, digits in keys:
+            c = paired(labels[a], labels[b], key)
+            if c is None:
+                cells.append("-")
+                continue
+            seeds = ", ".join(f"{d:+.{digits}f}" for d in c["per_seed"])
+            text = f"{c['difference']:+.{digits}f} (se {c['se']:.{digits}f})"
+            cells.append(f"{'**' + text + '**' if c['beyond_2se'] else text}: {seeds}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("root", type=Path, nargs="?", default=Path("runs/results"))
@@ -199,6 +239,10 @@ def main(argv: list[str] | None = None) -> None:
         print(label_table(labels) + "\n")
         print("Differences of the means (bold: beyond 2 se)\n")
         print(comparison_table(labels) + "\n")
+        table = paired_table(labels)
+        if table:
+            print("Paired by seed: mean of a - b over seeds (se), then each seed's a - b\n")
+            print(table + "\n")
     if args.json:
         args.json.write_text(json.dumps(data, indent=1) + "\n")
 
