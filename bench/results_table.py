@@ -167,9 +167,20 @@ def compare(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> dict[
     return {"difference": diff, "se": se, "beyond_2se": abs(diff) > 2 * se}
 
 
+#: the columns compared between rows (the codes' MMD² is a property of one model, not a score)
+COMPARED = [c for c in COLUMNS if c[0] != "mmd2_codes_prior_sampled"]
+
+
+def _difference(c: dict[str, Any] | None, digits: int) -> str:
+    """A difference cell: ``+d (se s)``, bold beyond 2 se, ``-`` when there is none."""
+    if c is None:
+        return "-"
+    text = f"{c['difference']:+.{digits}f} (se {c['se']:.{digits}f})"
+    return f"**{text}**" if c["beyond_2se"] else text
+
+
 def comparison_table(labels: dict[str, list[dict[str, Any]]]) -> str:
-    keys = [c for c in COLUMNS if c[0] != "mmd2_codes_prior_sampled"]
-    head = ["a - b", "question"] + [c[1] for c in keys]
+    head = ["a - b", "question"] + [c[1] for c in COMPARED]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for a, b, question in COMPARISONS:
         if a not in labels or b not in labels:
@@ -178,15 +189,11 @@ def comparison_table(labels: dict[str, list[dict[str, Any]]]) -> str:
         same_objective = all(
             labels[a][0][k] == labels[b][0][k] for k in ("model", "recon", "recon_scale")
         )
-        for key, _, _, digits in keys:
+        for key, _, _, digits in COMPARED:
             # a held-out loss is in its objective's units: compared within one objective only
             comparable = key != "holdout_loss" or same_objective
             c = compare(labels[a], labels[b], key) if comparable else None
-            if c is None:
-                cells.append("-")
-                continue
-            text = f"{c['difference']:+.{digits}f} (se {c['se']:.{digits}f})"
-            cells.append(f"**{text}**" if c["beyond_2se"] else text)
+            cells.append(_difference(c, digits))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -207,22 +214,17 @@ def paired(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> dict[s
 
 
 def paired_table(labels: dict[str, list[dict[str, Any]]]) -> str:
-    keys = [c for c in COLUMNS if c[0] != "mmd2_codes_prior_sampled"]
-    head = ["a - b", "seeds"] + [c[1] for c in keys]
+    head = ["a - b", "seeds"] + [c[1] for c in COMPARED]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for a, b in PAIRED:
         if a not in labels or b not in labels:
             continue
         common = sorted({r["seed"] for r in labels[a]} & {r["seed"] for r in labels[b]})
         cells = [f"{a} - {b}", ", ".join(map(str, common))]
-        for key, _, _, digits in keys:
+        for key, _, _, digits in COMPARED:
             c = paired(labels[a], labels[b], key)
-            if c is None:
-                cells.append("-")
-                continue
-            seeds = ", ".join(f"{d:+.{digits}f}" for d in c["per_seed"])
-            text = f"{c['difference']:+.{digits}f} (se {c['se']:.{digits}f})"
-            cells.append(f"{'**' + text + '**' if c['beyond_2se'] else text}: {seeds}")
+            per_seed = "" if c is None else ", ".join(f"{d:+.{digits}f}" for d in c["per_seed"])
+            cells.append(_difference(c, digits) + (f": {per_seed}" if per_seed else ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
